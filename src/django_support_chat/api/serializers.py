@@ -1,0 +1,65 @@
+"""Input serializers. Output representations live in ``django_support_chat.serializers``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils.translation import gettext_lazy as _
+from rest_framework import serializers
+
+from ..text import clean_text
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers, booleans and lists instead of coercing them."""
+
+    default_error_messages = {"invalid_type": _("Must be a string.")}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid_type")
+        return data
+
+
+class MessageCreateSerializer(serializers.Serializer):
+    text = StrictCharField(trim_whitespace=False, allow_blank=True)
+    client_id = serializers.UUIDField(
+        help_text="A UUID the client generates per message; resending it returns the stored message."
+    )
+
+    def validate_text(self, value: str) -> str:
+        try:
+            return clean_text(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
+
+
+class ReadSerializer(serializers.Serializer):
+    up_to_id = serializers.IntegerField(
+        required=False, min_value=0, help_text="Defaults to the newest message."
+    )
+
+
+class AssignSerializer(serializers.Serializer):
+    assignee = serializers.IntegerField(
+        allow_null=True, help_text="Id of a staff user, or null to unassign."
+    )
+
+
+class InboxQuerySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["open", "closed", "all"], required=False)
+    search = serializers.CharField(required=False, max_length=200)
+    assigned = serializers.CharField(required=False, help_text="'me', 'none', or a staff user id.")
+    unread = serializers.BooleanField(required=False)
+
+    def validate_assigned(self, value: str) -> str:
+        if value not in ("me", "none") and not value.isdigit():
+            raise serializers.ValidationError(_("Use 'me', 'none' or a user id."))
+        return value
+
+
+class HistoryQuerySerializer(serializers.Serializer):
+    after = serializers.IntegerField(
+        required=False, min_value=0, help_text="Only messages with a larger id, oldest first."
+    )

@@ -1,0 +1,302 @@
+"""REST API views. Each one checks access and then calls exactly one service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
+from django.http import Http404
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework import exceptions, serializers, status
+from rest_framework.generics import GenericAPIView
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from .. import roles, services
+from ..exceptions import ChatError
+from ..models import Conversation, Message, Side
+from ..serializers import ConversationSerializer, MessageSerializer
+from .pagination import CatchUpPagination, ConversationPagination, HistoryPagination
+from .permissions import IsSupportStaff
+from .serializers import (
+    AssignSerializer,
+    HistoryQuerySerializer,
+    InboxQuerySerializer,
+    MessageCreateSerializer,
+    ReadSerializer,
+)
+from .throttles import DEFAULT_SCOPE, SEND_SCOPE, ChatRateThrottle
+
+
+def document(**kwargs: Any) -> Any:
+    """``extend_schema`` based on drf-spectacular's AutoSchema, whatever the host's
+    ``DEFAULT_SCHEMA_CLASS`` is, so hosts need no REST_FRAMEWORK change for our schema."""
+
+    def decorator(method: Any) -> Any:
+        method.schema = AutoSchema
+        return extend_schema(**kwargs)(method)
+
+    return decorator
+
+
+class _ServiceError(exceptions.APIException):
+    def __init__(self, error: ChatError) -> None:
+        self.status_code = error.status_code
+        super().__init__(detail=error.message, code=error.code)
+
+
+class ChatAPIView(GenericAPIView):
+    permission_classes = [IsAuthenticated]
+    parser_classes = [JSONParser]
+    throttle_classes = [ChatRateThrottle]
+    throttle_scope = DEFAULT_SCOPE
+    schema = AutoSchema()
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # Services raise Django's ValidationError and ChatError; answer them as 4xx.
+        if isinstance(exc, DjangoValidationError):
+            detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+            exc = exceptions.ValidationError(detail=detail)
+        elif isinstance(exc, ChatError):
+            exc = _ServiceError(exc)
+        return super().handle_exception(exc)
+
+    def side(self, conversation: Conversation | None = None) -> Side:
+        if conversation is not None and conversation.customer_id == self.request.user.pk:
+            return Side.USER
+        return Side.STAFF if roles.is_staff(self.request.user) else Side.USER
+
+    def get_conversation(self) -> Conversation:
+        """The conversation in the URL, if the user may see it; 404 otherwise."""
+        conversation = (
+            Conversation.objects.select_related("customer", "assigned_to", "last_message")
+            .filter(pk=self.kwargs["pk"])
+            .first()
+        )
+        if conversation is None or not roles.can_access_conversation(
+            self.request.user, conversation
+        ):
+            raise Http404
+        return conversation
+
+    def conversation_response(self, conversation: Conversation, **kwargs: Any) -> Response:
+        data = ConversationSerializer(conversation, context={"side": self.side(conversation)}).data
+        return Response(data, **kwargs)
+
+
+class ConversationListView(ChatAPIView):
+    """The user's own conversations, newest first; the first one is created on demand."""
+
+    serializer_class = ConversationSerializer
+    pagination_class = ConversationPagination
+
+    def get_queryset(self) -> QuerySet[Conversation]:
+        return Conversation.objects.for_customer(self.request.user).select_related(
+            "customer", "assigned_to", "last_message"
+        )
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "side": Side.USER}
+
+    @document(operation_id="conversations_list", responses=ConversationSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        queryset = self.get_queryset()
+        if not queryset.exists():
+            services.get_or_start_conversation(request.user)
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+class ConversationDetailView(ChatAPIView):
+    serializer_class = ConversationSerializer
+
+    def get(self, request: Request, pk: int) -> Response:
+        return self.conversation_response(self.get_conversation())
+
+
+class MessageListView(ChatAPIView):
+    """History (newest first, ``?cursor=`` for older pages; ``?after=<id>`` to catch up)
+    and sending (idempotent on ``client_id``)."""
+
+    serializer_class = MessageSerializer
+
+    @property
+    def throttle_scope(self) -> str:  # type: ignore[override]
+        return SEND_SCOPE if self.request.method == "POST" else DEFAULT_SCOPE
+
+    @document(parameters=[HistoryQuerySerializer], responses=MessageSerializer(many=True))
+    def get(self, request: Request, pk: int) -> Response:
+        conversation = self.get_conversation()
+        query = HistoryQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        messages = Message.objects.filter(conversation=conversation).select_related("sender")
+        if "after" in query.validated_data:
+            messages = messages.filter(id__gt=query.validated_data["after"])
+            self.pagination_class = CatchUpPagination
+        else:
+            self.pagination_class = HistoryPagination
+        page = self.paginate_queryset(messages)
+        data = MessageSerializer(page, many=True, context={"conversation": conversation}).data
+        return self.get_paginated_response(data)
+
+    @document(
+        request=MessageCreateSerializer,
+        responses={201: MessageSerializer, 200: MessageSerializer},
+        description="201 with the stored message; 200 with the earlier one when `client_id` "
+        "was already used (a retry).",
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        conversation = self.get_conversation()
+        incoming = MessageCreateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        message, created = services.send_message(
+            conversation,
+            request.user,
+            incoming.validated_data["text"],
+            incoming.validated_data["client_id"],
+        )
+        data = MessageSerializer(message, context={"conversation": conversation}).data
+        return Response(data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class ReadView(ChatAPIView):
+    """Mark the conversation read for the side asking (customer or staff)."""
+
+    serializer_class = ConversationSerializer
+
+    @document(request=ReadSerializer, responses=ConversationSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        conversation = self.get_conversation()
+        incoming = ReadSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        services.mark_read(conversation, request.user, incoming.validated_data.get("up_to_id"))
+        return self.conversation_response(conversation)
+
+
+class UnreadCountView(ChatAPIView):
+    @document(
+        responses=inline_serializer(
+            "UnreadCount",
+            {
+                "unread_count": serializers.IntegerField(),
+                "staff_unread_conversations": serializers.IntegerField(required=False),
+            },
+        )
+    )
+    def get(self, request: Request) -> Response:
+        own = Conversation.objects.for_customer(request.user).aggregate(n=Sum("unread_user_count"))
+        data: dict[str, int] = {"unread_count": own["n"] or 0}
+        if roles.is_staff(request.user):
+            data["staff_unread_conversations"] = Conversation.objects.filter(
+                unread_staff_count__gt=0
+            ).count()
+        return Response(data)
+
+
+class InboxView(ChatAPIView):
+    """Staff: every conversation, filtered and searched, newest activity first."""
+
+    permission_classes = [IsAuthenticated, IsSupportStaff]
+    serializer_class = ConversationSerializer
+    pagination_class = ConversationPagination
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "side": Side.STAFF}
+
+    @document(parameters=[InboxQuerySerializer])
+    def get(self, request: Request) -> Response:
+        query = InboxQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        conversations = filter_inbox(request.user, **query.validated_data)
+        page = self.paginate_queryset(conversations)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+def filter_inbox(
+    user: Any,
+    status: str | None = None,
+    search: str | None = None,
+    assigned: str | None = None,
+    unread: bool | None = None,
+) -> QuerySet[Conversation]:
+    conversations = Conversation.objects.select_related("customer", "assigned_to", "last_message")
+    if status in ("open", "closed"):
+        conversations = conversations.filter(status=status)
+    if assigned == "me":
+        conversations = conversations.filter(assigned_to=user)
+    elif assigned == "none":
+        conversations = conversations.filter(assigned_to__isnull=True)
+    elif assigned:
+        conversations = conversations.filter(assigned_to_id=int(assigned))
+    if unread:
+        conversations = conversations.filter(unread_staff_count__gt=0)
+    if search and search.strip():
+        term = search.strip()
+        conversations = conversations.filter(
+            Q(customer__username__icontains=term)
+            | Q(customer__first_name__icontains=term)
+            | Q(customer__last_name__icontains=term)
+            | Q(customer__email__icontains=term)
+            | Exists(Message.objects.filter(conversation=OuterRef("pk"), text__icontains=term))
+        )
+    return conversations
+
+
+class _StaffActionView(ChatAPIView):
+    permission_classes = [IsAuthenticated, IsSupportStaff]
+    serializer_class = ConversationSerializer
+
+
+class AssignView(_StaffActionView):
+    @document(request=AssignSerializer, responses=ConversationSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        conversation = self.get_conversation()
+        incoming = AssignSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        assignee_id = incoming.validated_data["assignee"]
+        assignee = None
+        if assignee_id is not None:
+            assignee = get_user_model().objects.filter(pk=assignee_id).first()
+            if assignee is None:
+                raise exceptions.ValidationError({"assignee": ["No user with this id."]})
+        services.assign(conversation, request.user, assignee)
+        return self.conversation_response(conversation)
+
+
+class CloseView(_StaffActionView):
+    @document(request=None, responses=ConversationSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        conversation = self.get_conversation()
+        services.close(conversation, request.user)
+        return self.conversation_response(conversation)
+
+
+class ReopenView(_StaffActionView):
+    @document(request=None, responses=ConversationSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        conversation = self.get_conversation()
+        services.reopen(conversation, request.user)
+        return self.conversation_response(conversation)
+
+
+class SchemaView(SpectacularAPIView):
+    """OpenAPI 3 schema of this API alone, with the host's mount point as server URL."""
+
+    urlconf = "django_support_chat.api.urls"
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        mount = request.path[: -len("schema/")] if request.path.endswith("schema/") else "/"
+        self.custom_settings = {
+            "TITLE": "django-support-chat API",
+            "DESCRIPTION": "Customer-support chat: the customer widget's and the staff inbox's API.",
+            "VERSION": "1",
+            "SERVERS": [{"url": mount.rstrip("/") or "/"}],
+            "SCHEMA_PATH_PREFIX": "/",
+        }
+        return super().get(request, *args, **kwargs)

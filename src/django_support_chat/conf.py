@@ -1,0 +1,113 @@
+"""The ``SUPPORT_CHAT`` settings dict, merged over documented defaults.
+
+Read values through ``chat_settings`` (``chat_settings.MAX_MESSAGE_LENGTH``). The merged
+dict is cached and reset on Django's ``setting_changed`` signal, so ``override_settings``
+works in tests. Every key is documented in ``docs/settings.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
+from django.utils.translation import gettext_lazy as _
+
+SETTINGS_NAME = "SUPPORT_CHAT"
+
+DEFAULTS: dict[str, Any] = {
+    # Longest message text accepted, in characters.
+    "MAX_MESSAGE_LENGTH": 5000,
+    # DRF throttle rates ("<n>/<second|minute|hour|day>") per scope, applied per user.
+    # None disables a scope.
+    "THROTTLE_RATES": {
+        "support_chat_send": "30/minute",
+        "support_chat": "600/minute",
+    },
+    # Dotted paths to predicates ``(user) -> bool``.
+    "STAFF_PREDICATE": "django_support_chat.roles.default_is_staff",
+    "ADMIN_PREDICATE": "django_support_chat.roles.default_is_admin",
+    # Presence: a connection counts as online for PRESENCE_TTL seconds after its last
+    # heartbeat; clients send one every HEARTBEAT_INTERVAL seconds.
+    "PRESENCE_TTL": 30,
+    "HEARTBEAT_INTERVAL": 10,
+    # Typing indicators stop on their own after this many seconds without a refresh.
+    "TYPING_TIMEOUT": 5,
+    # Messages per history page and conversations per inbox page.
+    "HISTORY_PAGE_SIZE": 50,
+    "INBOX_PAGE_SIZE": 30,
+    # Template the staff inbox pages extend; point it at your dashboard layout.
+    "INBOX_BASE_TEMPLATE": "support_chat/inbox/base.html",
+    # Copy shown in the widget. Values may be lazy translations.
+    "WIDGET_TEXTS": {
+        "title": _("Support"),
+        "tooltip": _("Chat with support"),
+        "placeholder": _("Type your message…"),
+        "empty": _("Ask us anything. We reply quickly."),
+        "offline": _("You're offline. Messages will send when you're back."),
+        "retry": _("Tap to retry"),
+        "new_messages": _("new"),
+        "send": _("Send"),
+        "minimize": _("Minimize chat"),
+        "close": _("Close chat"),
+    },
+    # Distance of the floating button from the viewport edge (CSS lengths).
+    "WIDGET_OFFSET_DESKTOP": "20px",
+    "WIDGET_OFFSET_MOBILE": "16px",
+    # Where the widget finds the REST API and the WebSocket routes.
+    "API_URL_NAME": "support_chat:conversation-list",
+    "WEBSOCKET_PATH_PREFIX": "/ws/chat/",
+    # Redis URL for presence; None means the in-process store (single process only).
+    # When unset and CHANNEL_LAYERS uses channels-redis, its first host is used.
+    "PRESENCE_REDIS_URL": None,
+}
+
+# Settings whose value must be a dict, merged key by key with the default.
+_NESTED = ("THROTTLE_RATES", "WIDGET_TEXTS")
+# Settings holding dotted paths, imported on first access.
+_IMPORT_STRINGS = ("STAFF_PREDICATE", "ADMIN_PREDICATE")
+
+
+class ChatSettings:
+    """Attribute access to ``SUPPORT_CHAT`` merged over ``DEFAULTS``."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        value = getattr(settings, SETTINGS_NAME, None) or {}
+        return value if isinstance(value, dict) else {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in DEFAULTS:
+            raise AttributeError(f"Unknown {SETTINGS_NAME} setting: {name!r}")
+        if name in self._cache:
+            return self._cache[name]
+        value = self.user_settings.get(name, DEFAULTS[name])
+        if name in _NESTED and isinstance(value, dict):
+            value = {**DEFAULTS[name], **value}
+        if name in _IMPORT_STRINGS and isinstance(value, str):
+            value = import_string(value)
+        self._cache[name] = value
+        return value
+
+    def reload(self) -> None:
+        self._cache.clear()
+
+
+chat_settings = ChatSettings()
+
+
+def get_predicate(name: str) -> Callable[[Any], bool]:
+    return getattr(chat_settings, name)  # type: ignore[no-any-return]
+
+
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting == SETTINGS_NAME:
+        chat_settings.reload()
+
+
+setting_changed.connect(_reload)

@@ -1,0 +1,66 @@
+"""Validation and safe rendering of message text.
+
+Text is stored exactly as written (after trimming surrounding whitespace) and never
+rendered as live HTML: ``render_text`` escapes it and then linkifies URLs with bleach.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import bleach
+from bleach.linkifier import Linker
+from django.core.exceptions import ValidationError
+from django.utils.html import escape
+from django.utils.translation import gettext as _
+
+from .conf import chat_settings
+
+# C0 and C1 control characters except tab, line feed and carriage return, plus the
+# Unicode bidi overrides that can disguise text.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+LINK_REL = "nofollow noopener noreferrer"
+
+
+def clean_text(value: Any) -> str:
+    """Return the text to store, or raise ``ValidationError`` saying what is wrong."""
+    if not isinstance(value, str):
+        raise ValidationError(_("Message text must be a string."), code="invalid_type")
+    text = value.strip()
+    if not text:
+        raise ValidationError(_("Message text may not be blank."), code="blank")
+    limit = chat_settings.MAX_MESSAGE_LENGTH
+    if len(text) > limit:
+        raise ValidationError(
+            _("Message text may not be longer than %(limit)d characters (it has %(length)d).")
+            % {"limit": limit, "length": len(text)},
+            code="max_length",
+        )
+    if _CONTROL_CHARS.search(text):
+        raise ValidationError(
+            _("Message text may not contain control characters."), code="control_characters"
+        )
+    return text
+
+
+def _set_link_attrs(attrs: dict[Any, str], new: bool = False) -> dict[Any, str] | None:
+    href_key = (None, "href")
+    href = attrs.get(href_key, "")
+    if not href.startswith(("http:", "https:", "mailto:")):
+        return None  # leave anything else as plain text
+    attrs[(None, "rel")] = LINK_REL
+    attrs[(None, "target")] = "_blank"
+    return attrs
+
+
+_linker = Linker(callbacks=[_set_link_attrs], skip_tags=["pre", "code"], parse_email=False)
+
+
+def render_text(text: str) -> str:
+    """Escape ``text`` and turn bare URLs into safe links. The result is safe HTML."""
+    return _linker.linkify(escape(text))
+
+
+__all__ = ["LINK_REL", "bleach", "clean_text", "render_text"]
