@@ -20,6 +20,11 @@ _POSITIVE_INTS = (
     "TYPING_TIMEOUT",
     "HISTORY_PAGE_SIZE",
     "INBOX_PAGE_SIZE",
+    "WS_MAX_FRAME_BYTES",
+    "WS_FLOOD_LIMIT",
+    "TYPING_RATE",
+    "WS_TOKEN_MAX_AGE",
+    "PRESENCE_REDIS_MAX_CONNECTIONS",
 )
 _IN_MEMORY = "channels.layers.InMemoryChannelLayer"
 
@@ -108,7 +113,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     for key in _NESTED:
         if key in user and not isinstance(user[key], dict):
             bad(key, f"must be a dict, not {type(user[key]).__name__}.")
-    for scope, rate in (user.get("THROTTLE_RATES") or {}).items():
+    rates = user.get("THROTTLE_RATES")
+    for scope, rate in (rates if isinstance(rates, dict) else {}).items():
         if rate is not None and not (isinstance(rate, str) and _RATE.match(rate)):
             bad(
                 "THROTTLE_RATES",

@@ -59,9 +59,19 @@ DEFAULTS: dict[str, Any] = {
     # Where the widget finds the REST API and the WebSocket routes.
     "API_URL_NAME": "support_chat:conversation-list",
     "WEBSOCKET_PATH_PREFIX": "/ws/chat/",
+    # WebSockets: largest frame accepted (bytes), frames allowed per client per 10 s before
+    # the socket is closed for flooding, typing frames relayed per second, and the lifetime
+    # of the signed tokens non-browser clients fetch from ``ws-token``.
+    "WS_MAX_FRAME_BYTES": 32768,
+    "WS_FLOOD_LIMIT": 100,
+    "TYPING_RATE": 2,
+    "WS_TOKEN_MAX_AGE": 60,
     # Redis URL for presence; None means the in-process store (single process only).
     # When unset and CHANNEL_LAYERS uses channels-redis, its first host is used.
     "PRESENCE_REDIS_URL": None,
+    # Size of the presence store's Redis pool per worker. The pool blocks (up to 5 s) when
+    # exhausted instead of raising MaxConnectionsError.
+    "PRESENCE_REDIS_MAX_CONNECTIONS": 50,
 }
 
 # Settings whose value must be a dict, merged key by key with the default.

@@ -132,14 +132,17 @@ def send_message(
                 created_at=now,
             )
             counter = "unread_staff_count" if side == Side.USER else "unread_user_count"
+            own_counter = "unread_user_count" if side == Side.USER else "unread_staff_count"
             own_read = "user_read_id" if side == Side.USER else "staff_read_id"
             own_delivered = "user_delivered_id" if side == Side.USER else "staff_delivered_id"
             Conversation.objects.filter(pk=locked.pk).update(
                 **{
                     counter: F(counter) + 1,
-                    # The sender has obviously seen everything up to its own message.
+                    # The sender has obviously seen everything up to its own message (the
+                    # newest: the row lock serialises sends), so its side has nothing unread.
                     own_read: message.pk,
                     own_delivered: message.pk,
+                    own_counter: 0,
                     # One counter reset on reopen; a customer message always leaves it open.
                     "status": Conversation.Status.OPEN,
                     "last_message": message,

@@ -20,4 +20,5 @@ urlpatterns = [
     path("conversations/<int:pk>/reopen", views.ReopenView.as_view(), name="conversation-reopen"),
     path("unread_count", views.UnreadCountView.as_view(), name="unread-count"),
     path("inbox/", views.InboxView.as_view(), name="inbox"),
+    path("ws-token", views.WebSocketTokenView.as_view(), name="ws-token"),
 ]

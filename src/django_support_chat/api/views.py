@@ -19,8 +19,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from .. import roles, services
+from ..conf import chat_settings
 from ..exceptions import ChatError
 from ..models import Conversation, Message, Side
+from ..realtime import tokens
 from ..serializers import ConversationSerializer, MessageSerializer
 from .pagination import CatchUpPagination, ConversationPagination, HistoryPagination
 from .permissions import IsSupportStaff
@@ -283,6 +285,26 @@ class ReopenView(_StaffActionView):
         conversation = self.get_conversation()
         services.reopen(conversation, request.user)
         return self.conversation_response(conversation)
+
+
+class WebSocketTokenView(ChatAPIView):
+    """A short-lived signed token for WebSocket clients without the session cookie."""
+
+    @document(
+        request=None,
+        responses=inline_serializer(
+            "WebSocketToken",
+            {"token": serializers.CharField(), "expires_in": serializers.IntegerField()},
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        session_key = getattr(getattr(request, "session", None), "session_key", None)
+        return Response(
+            {
+                "token": tokens.make_token(request.user, session_key),
+                "expires_in": chat_settings.WS_TOKEN_MAX_AGE,
+            }
+        )
 
 
 class SchemaView(SpectacularAPIView):

@@ -1,0 +1,505 @@
+"""WebSocket consumers: thin adapters between sockets, services and the channel layer.
+
+Every inbound frame costs at most one ``database_sync_to_async`` hop, which calls a
+service. State is never written here; consumers only fan out what services published.
+Frames and close codes are documented in docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+
+from .. import events, roles, services
+from ..api.throttles import SEND_SCOPE, ChatRateThrottle
+from ..conf import chat_settings
+from ..exceptions import ChatError
+from ..models import Conversation, Message, Side
+from ..presence import get_presence_store
+from ..serializers import conversation_data, message_data
+from . import tokens
+
+logger = logging.getLogger("django_support_chat.realtime")
+
+# Close codes (docs/protocol.md).
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+CLOSE_HEARTBEAT_TIMEOUT = 4408
+CLOSE_FLOODING = 4429
+CLOSE_LOGGED_OUT = 4001
+
+CUSTOMERS_GROUP = "support_chat.customers"
+FLOOD_WINDOW = 10.0
+
+
+class FrameError(Exception):
+    def __init__(self, code: str, message: str, fields: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.fields = code, message, fields
+
+
+def _int_field(data: dict[str, Any], name: str, required: bool = True) -> int | None:
+    value = data.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise FrameError(
+            "invalid",
+            _("%(name)s must be a non-negative integer.") % {"name": name},
+            {name: [_("Must be a non-negative integer.")]},
+        )
+    return value
+
+
+class BaseChatConsumer(AsyncJsonWebsocketConsumer):
+    """Authentication, heartbeats, presence, flood control and the frame loop."""
+
+    side: Side = Side.USER
+    # Frame type -> handler method name; subclasses extend.
+    handlers: dict[str, str] = {"heartbeat": "on_heartbeat"}
+
+    user: Any = None
+    session_key: str | None = None
+    conversation: Conversation | None = None
+
+    async def connect(self) -> None:
+        self.groups_joined: list[str] = []
+        self.frame_times: list[float] = []
+        self.typing_sent_at = 0.0
+        self.typing_task: asyncio.Task[None] | None = None
+        self.watchdog: asyncio.Task[None] | None = None
+        self.last_seen = time.monotonic()
+        self.counterpart_online: bool | None = None
+        self.present = False
+
+        self.user, self.session_key = await self._authenticate()
+        if self.user is None:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        refusal = await self.authorize()
+        if refusal:
+            await self.close(code=refusal)
+            return
+        await self.accept()
+        for group in self.groups_to_join():
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.append(group)
+        self.present = True
+        store = get_presence_store()
+        is_staff = self.side == Side.STAFF
+        if await store.connect(self.user.pk, self.channel_name, is_staff):
+            await self.broadcast_presence(online=True)
+        await self.send_json(await self.hello())
+        self.watchdog = asyncio.ensure_future(self._watch())
+
+    async def _authenticate(self) -> tuple[Any, str | None]:
+        user = self.scope.get("user")
+        session = self.scope.get("session")
+        if user is not None and user.is_authenticated and user.is_active:
+            return user, getattr(session, "session_key", None)
+        token = parse_qs(self.scope.get("query_string", b"").decode()).get("token", [None])[0]
+        if token:
+            result = await database_sync_to_async(tokens.read_token)(token)
+            if result is not None:
+                return result
+        return None, None
+
+    async def authorize(self) -> int | None:
+        """Return a close code to refuse the connection, or None to accept it."""
+        return None
+
+    def groups_to_join(self) -> list[str]:
+        return [events.user_group(self.user.pk)]
+
+    async def hello(self) -> dict[str, Any]:
+        return events.envelope(
+            "hello",
+            {
+                "user_id": self.user.pk,
+                "side": self.side.value,
+                "heartbeat_interval": chat_settings.HEARTBEAT_INTERVAL,
+                "typing_timeout": chat_settings.TYPING_TIMEOUT,
+                "max_message_length": chat_settings.MAX_MESSAGE_LENGTH,
+            },
+        )
+
+    async def disconnect(self, code: int) -> None:
+        await self.leave()
+
+    async def leave(self) -> None:
+        """Leave groups and presence. Runs on disconnect and before any server-side close,
+        so a socket closed by the server stops counting at once."""
+        for task in (self.typing_task, getattr(self, "watchdog", None)):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+        if self.typing_task is not None and self.conversation is not None:
+            self.typing_task = None
+            await self._relay_typing(events.TYPING_STOP)
+        groups, self.groups_joined = getattr(self, "groups_joined", []), []
+        for group in groups:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        if getattr(self, "present", False):
+            self.present = False
+            went_offline = await get_presence_store().disconnect(
+                self.user.pk, self.channel_name, self.side == Side.STAFF
+            )
+            if went_offline:
+                await self.broadcast_presence(online=False)
+
+    async def close_with(self, code: int) -> None:
+        await self.leave()
+        await self.close(code=code)
+
+    # -- presence -------------------------------------------------------------------
+
+    async def broadcast_presence(self, online: bool) -> None:
+        """Tell whoever watches this user that they came online or went offline."""
+        data = {"user_id": self.user.pk, "online": online, "side": self.side.value}
+        groups = [events.STAFF_GROUP]
+        if self.conversation is not None:
+            groups.append(events.conversation_group(self.conversation.pk))
+        if self.side == Side.STAFF:
+            data["support_online"] = online or await get_presence_store().staff_online()
+            groups.append(CUSTOMERS_GROUP)
+        event = events.envelope(events.PRESENCE_UPDATE, data)
+        for group in groups:
+            await self.channel_layer.group_send(
+                group, {"type": events.HANDLER_TYPE, "event": event, "origin": self.channel_name}
+            )
+
+    async def counterpart_presence(self) -> dict[str, Any] | None:
+        return None
+
+    async def _watch(self) -> None:
+        """Close sockets whose client stopped sending heartbeats; re-check the counterpart's
+        presence every interval so an expired peer shows offline even if its worker died."""
+        interval = chat_settings.HEARTBEAT_INTERVAL
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                if time.monotonic() - self.last_seen > 2 * interval:
+                    await self.close_with(CLOSE_HEARTBEAT_TIMEOUT)
+                    return
+                update = await self.counterpart_presence()
+                if update is not None and update["online"] != self.counterpart_online:
+                    self.counterpart_online = update["online"]
+                    await self.send_json(events.envelope(events.PRESENCE_UPDATE, update))
+        except asyncio.CancelledError:
+            pass
+
+    # -- inbound frames -------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        self.last_seen = time.monotonic()
+        if self._flooding():
+            await self.send_error("flooding", _("Too many frames; the connection is closed."))
+            await self.close_with(CLOSE_FLOODING)
+            return
+        raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
+        ref = None
+        try:
+            if len(raw.encode("utf-8")) > chat_settings.WS_MAX_FRAME_BYTES:
+                raise FrameError(
+                    "frame_too_large",
+                    _("Frame larger than %(limit)d bytes.")
+                    % {"limit": chat_settings.WS_MAX_FRAME_BYTES},
+                )
+            try:
+                frame = json.loads(raw)
+            except ValueError:
+                raise FrameError("invalid_json", _("Frames must be JSON objects.")) from None
+            if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+                raise FrameError("invalid_frame", _('Frames need a string "type".'))
+            ref = frame.get("ref")
+            data = frame.get("data", {})
+            if not isinstance(data, dict):
+                raise FrameError("invalid_frame", _('"data" must be an object.'))
+            handler = self.handlers.get(frame["type"])
+            if handler is None:
+                raise FrameError(
+                    "unknown_type", _("Unknown frame type %(type)r.") % {"type": frame["type"][:40]}
+                )
+            await getattr(self, handler)(data, ref)
+        except FrameError as exc:
+            await self.send_error(exc.code, exc.message, ref=ref, fields=exc.fields)
+
+    def _flooding(self) -> bool:
+        now = time.monotonic()
+        self.frame_times = [t for t in self.frame_times if now - t < FLOOD_WINDOW]
+        self.frame_times.append(now)
+        return len(self.frame_times) > chat_settings.WS_FLOOD_LIMIT
+
+    async def send_error(
+        self,
+        code: str,
+        message: str,
+        ref: Any = None,
+        fields: dict[str, Any] | None = None,
+        **extra: Any,
+    ) -> None:
+        data: dict[str, Any] = {"code": code, "message": message, **extra}
+        if fields:
+            data["fields"] = fields
+        frame = events.envelope(events.ERROR, data)
+        if ref is not None:
+            frame["ref"] = ref
+        await self.send_json(frame)
+
+    async def reply(self, event_type: str, data: dict[str, Any], ref: Any) -> None:
+        frame = events.envelope(event_type, data)
+        if ref is not None:
+            frame["ref"] = ref
+        await self.send_json(frame)
+
+    async def on_heartbeat(self, data: dict[str, Any], ref: Any) -> None:
+        await get_presence_store().heartbeat(
+            self.user.pk, self.channel_name, self.side == Side.STAFF
+        )
+        await self.reply("heartbeat", {}, ref)
+
+    # -- outbound group events --------------------------------------------------------
+
+    async def chat_event(self, message: dict[str, Any]) -> None:
+        if message.get("origin") == self.channel_name:
+            return  # never echo a socket's own typing / presence back to it
+        await self.send_json(message["event"])
+
+    async def chat_session_ended(self, message: dict[str, Any]) -> None:
+        key = message.get("session_key")
+        if self.session_key is None or key is None or key == self.session_key:
+            await self.close_with(CLOSE_LOGGED_OUT)
+
+
+class ConversationConsumerMixin(BaseChatConsumer):
+    """Frames inside one conversation: send, typing, delivered, read, sync."""
+
+    handlers = {
+        **BaseChatConsumer.handlers,
+        "message:send": "on_send",
+        "typing:start": "on_typing_start",
+        "typing:stop": "on_typing_stop",
+        "message:delivered": "on_delivered",
+        "message:read": "on_read",
+        "sync": "on_sync",
+    }
+
+    async def load_conversation(self) -> Conversation | None:
+        pk = self.scope["url_route"]["kwargs"]["conversation_id"]
+        return await database_sync_to_async(
+            lambda: (
+                Conversation.objects.select_related("customer", "assigned_to", "last_message")
+                .filter(pk=pk)
+                .first()
+            )
+        )()
+
+    def groups_to_join(self) -> list[str]:
+        assert self.conversation is not None
+        return [*super().groups_to_join(), events.conversation_group(self.conversation.pk)]
+
+    async def hello(self) -> dict[str, Any]:
+        frame = await super().hello()
+        assert self.conversation is not None
+        conversation = self.conversation
+        frame["data"]["conversation"] = await database_sync_to_async(conversation_data)(
+            conversation, self.side
+        )
+        frame["data"]["last_message_id"] = conversation.last_message_id or 0
+        presence = await self.counterpart_presence()
+        if presence is not None:
+            self.counterpart_online = presence["online"]
+            frame["data"]["presence"] = presence
+        return frame
+
+    async def on_send(self, data: dict[str, Any], ref: Any) -> None:
+        assert self.conversation is not None
+
+        def send() -> tuple[dict[str, Any] | None, bool, float | None]:
+            # Same budget as the REST endpoint: one throttle, one cache key per user.
+            throttle = ChatRateThrottle()
+            fake_request = SimpleNamespace(user=self.user, META={})
+            if not throttle.allow_request(fake_request, SimpleNamespace(throttle_scope=SEND_SCOPE)):
+                return None, False, throttle.wait()
+            conversation = Conversation.objects.get(pk=self.conversation.pk)  # type: ignore[union-attr]
+            message, created = services.send_message(
+                conversation, self.user, data.get("text"), data.get("client_id")
+            )
+            return message_data(message, conversation), created, None
+
+        try:
+            payload, created, wait = await database_sync_to_async(send)()
+        except ValidationError as exc:
+            fields = exc.message_dict if hasattr(exc, "error_dict") else {"text": exc.messages}
+            raise FrameError("invalid", _("The message was not stored."), fields) from None
+        except ChatError as exc:
+            raise FrameError(exc.code, exc.message) from None
+        if payload is None:
+            await self.send_error(
+                "throttled",
+                _("Too many messages; try again shortly."),
+                ref=ref,
+                retry_after=round(wait or 1, 1),
+            )
+            return
+        if self.typing_task is not None:
+            self.typing_task.cancel()
+            self.typing_task = None
+            await self._relay_typing(events.TYPING_STOP)
+        await self.reply("message:sent", {"message": payload, "created": created}, ref)
+
+    async def _relay_typing(self, event_type: str) -> None:
+        assert self.conversation is not None
+        event = events.envelope(
+            event_type,
+            {
+                "conversation_id": self.conversation.pk,
+                "user_id": self.user.pk,
+                "side": self.side.value,
+            },
+        )
+        await self.channel_layer.group_send(
+            events.conversation_group(self.conversation.pk),
+            {"type": events.HANDLER_TYPE, "event": event, "origin": self.channel_name},
+        )
+
+    async def on_typing_start(self, data: dict[str, Any], ref: Any) -> None:
+        now = time.monotonic()
+        if self.typing_task is not None:
+            self.typing_task.cancel()
+        self.typing_task = asyncio.ensure_future(self._typing_timeout())
+        # Rate-limited relay: refreshes within 1/TYPING_RATE s only extend the timer.
+        if now - self.typing_sent_at >= 1 / chat_settings.TYPING_RATE:
+            self.typing_sent_at = now
+            await self._relay_typing(events.TYPING_START)
+
+    async def _typing_timeout(self) -> None:
+        try:
+            await asyncio.sleep(chat_settings.TYPING_TIMEOUT)
+        except asyncio.CancelledError:
+            return
+        self.typing_task = None
+        self.typing_sent_at = 0.0
+        await self._relay_typing(events.TYPING_STOP)
+
+    async def on_typing_stop(self, data: dict[str, Any], ref: Any) -> None:
+        if self.typing_task is not None:
+            self.typing_task.cancel()
+            self.typing_task = None
+            self.typing_sent_at = 0.0
+            await self._relay_typing(events.TYPING_STOP)
+
+    async def _conversation_call(self, func: Any, *args: Any) -> None:
+        assert self.conversation is not None
+        pk = self.conversation.pk
+
+        def call() -> None:
+            func(Conversation.objects.get(pk=pk), self.user, *args)
+
+        try:
+            await database_sync_to_async(call)()
+        except ChatError as exc:
+            raise FrameError(exc.code, exc.message) from None
+
+    async def on_delivered(self, data: dict[str, Any], ref: Any) -> None:
+        await self._conversation_call(services.mark_delivered, _int_field(data, "up_to_id"))
+
+    async def on_read(self, data: dict[str, Any], ref: Any) -> None:
+        await self._conversation_call(services.mark_read, _int_field(data, "up_to_id", False))
+
+    async def on_sync(self, data: dict[str, Any], ref: Any) -> None:
+        """Everything after ``after_id`` (oldest first, one page), and the current state."""
+        after = _int_field(data, "after_id")
+        assert self.conversation is not None
+        pk, side, size = self.conversation.pk, self.side, chat_settings.HISTORY_PAGE_SIZE
+
+        def load() -> dict[str, Any]:
+            conversation = Conversation.objects.select_related(
+                "customer", "assigned_to", "last_message"
+            ).get(pk=pk)
+            rows = list(
+                Message.objects.filter(conversation=conversation, id__gt=after)
+                .select_related("sender")
+                .order_by("id")[: size + 1]
+            )
+            return {
+                "conversation": conversation_data(conversation, side),
+                "messages": [message_data(m, conversation) for m in rows[:size]],
+                "has_more": len(rows) > size,
+            }
+
+        await self.reply("sync", await database_sync_to_async(load)(), ref)
+
+
+class CustomerConsumer(ConversationConsumerMixin):
+    """``ws/chat/user/<conversation_id>/``: a customer inside their own conversation."""
+
+    side = Side.USER
+
+    async def authorize(self) -> int | None:
+        self.conversation = await self.load_conversation()
+        if self.conversation is None or self.conversation.customer_id != self.user.pk:
+            return CLOSE_NOT_FOUND
+        return None
+
+    def groups_to_join(self) -> list[str]:
+        return [*super().groups_to_join(), CUSTOMERS_GROUP]
+
+    async def counterpart_presence(self) -> dict[str, Any] | None:
+        online = await get_presence_store().staff_online()
+        return {"support_online": online, "online": online, "side": Side.STAFF.value}
+
+
+class StaffConversationConsumer(ConversationConsumerMixin):
+    """``ws/chat/admin/<conversation_id>/``: staff inside one conversation."""
+
+    side = Side.STAFF
+
+    async def authorize(self) -> int | None:
+        if not await database_sync_to_async(roles.is_staff)(self.user):
+            return CLOSE_FORBIDDEN
+        self.conversation = await self.load_conversation()
+        return CLOSE_NOT_FOUND if self.conversation is None else None
+
+    async def counterpart_presence(self) -> dict[str, Any] | None:
+        assert self.conversation is not None
+        customer_id = self.conversation.customer_id
+        online = await get_presence_store().is_online(customer_id)
+        return {"user_id": customer_id, "online": online, "side": Side.USER.value}
+
+
+class StaffLobbyConsumer(BaseChatConsumer):
+    """``ws/chat/admin/``: every inbox change, for staff."""
+
+    side = Side.STAFF
+    handlers = {**BaseChatConsumer.handlers, "presence:query": "on_presence_query"}
+
+    async def authorize(self) -> int | None:
+        if not await database_sync_to_async(roles.is_staff)(self.user):
+            return CLOSE_FORBIDDEN
+        return None
+
+    def groups_to_join(self) -> list[str]:
+        return [*super().groups_to_join(), events.STAFF_GROUP]
+
+    async def on_presence_query(self, data: dict[str, Any], ref: Any) -> None:
+        """``{"user_ids": [...]}`` -> which of these users are online (at most 500)."""
+        ids = data.get("user_ids")
+        if (
+            not isinstance(ids, list)
+            or len(ids) > 500
+            or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+        ):
+            raise FrameError("invalid", _("user_ids must be a list of at most 500 integers."))
+        online = await get_presence_store().online(ids)
+        await self.reply("presence:state", {"online": sorted(online)}, ref)

@@ -1,0 +1,138 @@
+"""Fixtures for the realtime tests: real channel layers (in-memory and Redis) and sockets
+that go through the example project's full ASGI stack (origin check, session auth)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import redis
+from channels.db import database_sync_to_async
+from channels.layers import channel_layers
+from channels.testing import WebsocketCommunicator
+from django.conf import settings as django_settings
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from django_support_chat import presence
+
+REDIS_URL_ENV = "REDIS_URL_TEST"
+
+
+def redis_url() -> str:
+    url = os.environ.get(REDIS_URL_ENV)
+    if not url:
+        pytest.fail(
+            f"{REDIS_URL_ENV} is not set: the Redis tests need a running redis-server "
+            "(bash scripts/test.sh starts one)."
+        )
+    return url
+
+
+@pytest.fixture(params=["memory", "redis"])
+def layer(request: pytest.FixtureRequest, settings: Any) -> Iterator[str]:
+    """Run the test on the in-memory layer and on channels-redis against a real Redis."""
+    settings.SUPPORT_CHAT = {"HEARTBEAT_INTERVAL": 10, "PRESENCE_TTL": 30}
+    if request.param == "redis":
+        url = redis_url()
+        redis.Redis.from_url(url).flushdb()
+        settings.CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": [{"address": url, "max_connections": 500}]},
+            }
+        }
+    else:
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    channel_layers.backends.clear()
+    presence._store = None
+    yield request.param
+    channel_layers.backends.clear()
+    presence._store = None
+
+
+@pytest.fixture
+def chat_settings(settings: Any, layer: str) -> Any:
+    """Override SUPPORT_CHAT keys on top of the layer fixture's: ``chat_settings(KEY=v)``."""
+
+    def apply(**values: Any) -> None:
+        settings.SUPPORT_CHAT = {**settings.SUPPORT_CHAT, **values}
+
+    return apply
+
+
+def make_user(username: str, **flags: Any) -> Any:
+    return get_user_model().objects.create_user(username=username, password="pw", **flags)
+
+
+def session_cookie(user: Any) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies[django_settings.SESSION_COOKIE_NAME].value
+
+
+class Socket:
+    """A WebsocketCommunicator with JSON helpers that skip frames a test doesn't wait for."""
+
+    def __init__(self, communicator: WebsocketCommunicator) -> None:
+        self.comm = communicator
+
+    async def send(self, type_: str, data: dict[str, Any] | None = None, **extra: Any) -> None:
+        await self.comm.send_json_to({"type": type_, "data": data or {}, **extra})
+
+    async def receive(self, timeout: float = 3) -> dict[str, Any]:
+        return await self.comm.receive_json_from(timeout=timeout)
+
+    async def expect(self, type_: str, timeout: float = 3, where: Any = None) -> dict[str, Any]:
+        """The next frame of ``type_`` (matching ``where(frame)`` if given), skipping others;
+        fails after ``timeout`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        seen = []
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                pytest.fail(f"no {type_!r} frame within {timeout}s; saw {seen}")
+            try:
+                frame = await self.comm.receive_json_from(timeout=remaining)
+            except asyncio.TimeoutError:
+                pytest.fail(f"no {type_!r} frame within {timeout}s; saw {seen}")
+            if frame.get("type") == type_ and (where is None or where(frame)):
+                return frame
+            seen.append(frame.get("type"))
+
+    async def nothing(self, timeout: float = 0.3) -> bool:
+        return await self.comm.receive_nothing(timeout=timeout)
+
+    async def close(self) -> None:
+        await self.comm.disconnect()
+
+
+async def open_socket(
+    path: str, user: Any = None, origin: bytes = b"http://localhost", query: str = ""
+) -> tuple[bool, Any, Socket]:
+    from example.asgi import application
+
+    headers = [(b"origin", origin)] if origin else []
+    if user is not None:
+        cookie = await database_sync_to_async(session_cookie)(user)
+        headers.append((b"cookie", f"{django_settings.SESSION_COOKIE_NAME}={cookie}".encode()))
+    url = path + (f"?{query}" if query else "")
+    communicator = WebsocketCommunicator(application, url, headers=headers)
+    connected, code = await communicator.connect(timeout=5)
+    return connected, code, Socket(communicator)
+
+
+@pytest.fixture
+async def sockets() -> AsyncIterator[list[Socket]]:
+    """Collects sockets opened by a test and closes them at the end."""
+    opened: list[Socket] = []
+    yield opened
+    for socket in opened:
+        try:
+            await socket.close()
+        except Exception:
+            pass
