@@ -126,8 +126,7 @@ async def test_token_endpoint_needs_authentication(people):
 
 async def test_logout_closes_the_users_sockets(people, sockets):
     from django.conf import settings
-
-    from example.asgi import application  # noqa: F401  (same process as the logout)
+    from example.asgi import application
 
     from .conftest import Socket
 

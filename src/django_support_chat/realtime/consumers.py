@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
@@ -138,24 +139,41 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         await self.leave()
 
     async def leave(self) -> None:
-        """Leave groups and presence. Runs on disconnect and before any server-side close,
-        so a socket closed by the server stops counting at once."""
+        """Leave presence and groups. Runs on disconnect and before any server-side close,
+        so a socket closed by the server stops counting at once. Each step is guarded: a
+        layer hiccup must not keep a user online (their entry would expire anyway)."""
         for task in (self.typing_task, getattr(self, "watchdog", None)):
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
-        if self.typing_task is not None and self.conversation is not None:
-            self.typing_task = None
-            await self._relay_typing(events.TYPING_STOP)
-        groups, self.groups_joined = getattr(self, "groups_joined", []), []
-        for group in groups:
-            await self.channel_layer.group_discard(group, self.channel_name)
+        steps = []
         if getattr(self, "present", False):
             self.present = False
-            went_offline = await get_presence_store().disconnect(
-                self.user.pk, self.channel_name, self.side == Side.STAFF
-            )
-            if went_offline:
-                await self.broadcast_presence(online=False)
+            steps.append(self._leave_presence())
+        if self.typing_task is not None and self.conversation is not None:
+            self.typing_task = None
+            steps.append(self._relay_typing(events.TYPING_STOP))
+        groups, self.groups_joined = getattr(self, "groups_joined", []), []
+        steps.extend(self.channel_layer.group_discard(g, self.channel_name) for g in groups)
+        for step in steps:
+            try:
+                await step
+            except Exception:
+                logger.exception("Cleanup of socket %s failed", self.channel_name)
+
+    async def _leave_presence(self) -> None:
+        store = get_presence_store()
+        if await store.disconnect(self.user.pk, self.channel_name, self.side == Side.STAFF):
+            await self.broadcast_presence(online=False)
+
+    async def send_json(self, content: Any, close: bool = False) -> None:
+        try:
+            await super().send_json(content, close=close)
+        except Exception as exc:
+            # The client left while an event was on its way: uvicorn raises here and then
+            # never delivers websocket.disconnect, so clean up now or presence lingers.
+            logger.debug("Send to %s failed (%s); closing", self.channel_name, exc)
+            await self.leave()
+            raise StopConsumer from exc
 
     async def close_with(self, code: int) -> None:
         await self.leave()
