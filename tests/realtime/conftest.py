@@ -4,6 +4,7 @@ that go through the example project's full ASGI stack (origin check, session aut
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -132,7 +133,5 @@ async def sockets() -> AsyncIterator[list[Socket]]:
     opened: list[Socket] = []
     yield opened
     for socket in opened:
-        try:
+        with contextlib.suppress(Exception):
             await socket.close()
-        except Exception:
-            pass

@@ -68,7 +68,7 @@ async def test_refusals_use_documented_close_codes(people, sockets):
 
 
 async def test_foreign_origin_is_refused_before_the_consumer(people):
-    connected, code, _ = await open_socket(
+    connected, _code, _ = await open_socket(
         f"/ws/chat/user/{people['conv'].pk}/", people["alice"], origin=b"https://evil.example"
     )
     assert connected is False
@@ -203,10 +203,10 @@ async def test_send_is_stored_answered_and_broadcast(people, sockets):
         '["a list"]',
         '{"data": {}}',
         '{"type": "nope"}',
-        '{"type": "message:send", "data": {"text": "   ", "client_id": "%s"}}' % uuid.uuid4(),
-        '{"type": "message:send", "data": {"text": 42, "client_id": "%s"}}' % uuid.uuid4(),
+        f'{{"type": "message:send", "data": {{"text": "   ", "client_id": "{uuid.uuid4()}"}}}}',
+        f'{{"type": "message:send", "data": {{"text": 42, "client_id": "{uuid.uuid4()}"}}}}',
         '{"type": "message:send", "data": {"text": "hi", "client_id": "not-a-uuid"}}',
-        '{"type": "message:send", "data": {"text": "a\\u0000b", "client_id": "%s"}}' % uuid.uuid4(),
+        f'{{"type": "message:send", "data": {{"text": "a\\u0000b", "client_id": "{uuid.uuid4()}"}}}}',
         '{"type": "message:send", "data": "text"}',
         '{"type": "message:read", "data": {"up_to_id": -1}}',
     ],
@@ -379,7 +379,7 @@ async def test_customer_sees_whether_support_is_online(people, sockets):
     assert update["data"]["support_online"] is False
 
     later = await connect(sockets, "/ws/chat/admin/", people["staff2"])
-    connected, _, fresh = await open_socket(f"/ws/chat/user/{conv.pk}/", people["alice"])
+    _connected, _, fresh = await open_socket(f"/ws/chat/user/{conv.pk}/", people["alice"])
     sockets.append(fresh)
     hello = await fresh.expect("hello")
     assert hello["data"]["presence"]["support_online"] is True
