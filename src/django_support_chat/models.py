@@ -2,7 +2,7 @@
 
 Read and delivered state is kept as watermarks per side on ``Conversation`` (the id of
 the last message each side has been delivered / has read), not as one row per message;
-``Message.status_for`` derives a message's status from them.
+``Message.status_for_recipient`` derives a message's status from them.
 """
 
 from __future__ import annotations
