@@ -10,6 +10,7 @@ from channels.layers import get_channel_layer
 from django.contrib.auth.signals import user_logged_out
 
 from . import events
+from .realtime import tokens
 
 logger = logging.getLogger("django_support_chat.realtime")
 
@@ -22,10 +23,11 @@ def close_sockets_on_logout(sender: Any, request: Any, user: Any, **kwargs: Any)
     if layer is None:
         return
     session_key = getattr(getattr(request, "session", None), "session_key", None)
+    fingerprint = tokens.session_fingerprint(session_key)
     try:
         async_to_sync(layer.group_send)(
             events.user_group(user.pk),
-            {"type": "chat.session_ended", "session_key": session_key},
+            {"type": "chat.session_ended", "session": fingerprint},
         )
     except Exception:
         logger.exception("Could not close the sockets of user %s on logout", user.pk)

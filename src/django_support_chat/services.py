@@ -42,7 +42,6 @@ def _audit(actor: Any, action: str, conversation: Conversation, **details: Any) 
 def _groups(conversation: Conversation) -> list[str]:
     return [
         events.conversation_group(conversation.pk),
-        events.user_group(conversation.customer_id),
         events.STAFF_GROUP,
     ]
 
@@ -196,11 +195,9 @@ def _copy_state(source: Conversation, target: Conversation) -> None:
 
 def _publish_unread(conversation: Conversation) -> None:
     events.publish(
-        [
-            events.user_group(conversation.customer_id),
-            events.STAFF_GROUP,
-            events.conversation_group(conversation.pk),
-        ],
+        # The customer's sockets (every conversation: the badge is a total) and the lobby;
+        # not the conversation group, or a customer socket would get each update twice.
+        [events.user_group(conversation.customer_id), events.STAFF_GROUP],
         events.UNREAD_UPDATE,
         {
             "conversation_id": conversation.pk,

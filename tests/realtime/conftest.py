@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -80,11 +81,14 @@ class Socket:
 
     def __init__(self, communicator: WebsocketCommunicator) -> None:
         self.comm = communicator
+        self.pending: list[dict[str, Any]] = []  # frames read while connecting
 
     async def send(self, type_: str, data: dict[str, Any] | None = None, **extra: Any) -> None:
         await self.comm.send_json_to({"type": type_, "data": data or {}, **extra})
 
     async def receive(self, timeout: float = 3) -> dict[str, Any]:
+        if self.pending:
+            return self.pending.pop(0)
         return await self.comm.receive_json_from(timeout=timeout)
 
     async def expect(self, type_: str, timeout: float = 3, where: Any = None) -> dict[str, Any]:
@@ -98,7 +102,7 @@ class Socket:
             if remaining <= 0:
                 pytest.fail(f"no {type_!r} frame within {timeout}s; saw {seen}")
             try:
-                frame = await self.comm.receive_json_from(timeout=remaining)
+                frame = await self.receive(timeout=remaining)
             except asyncio.TimeoutError:
                 pytest.fail(f"no {type_!r} frame within {timeout}s; saw {seen}")
             if frame.get("type") == type_ and (where is None or where(frame)):
@@ -106,7 +110,7 @@ class Socket:
             seen.append(frame.get("type"))
 
     async def nothing(self, timeout: float = 0.3) -> bool:
-        return await self.comm.receive_nothing(timeout=timeout)
+        return not self.pending and await self.comm.receive_nothing(timeout=timeout)
 
     async def close(self) -> None:
         await self.comm.disconnect()
@@ -124,7 +128,14 @@ async def open_socket(
     url = path + (f"?{query}" if query else "")
     communicator = WebsocketCommunicator(application, url, headers=headers)
     connected, code = await communicator.connect(timeout=5)
-    return connected, code, Socket(communicator)
+    socket = Socket(communicator)
+    if connected:
+        # Refusals are accepted and closed at once with a 44xx code; success says hello.
+        first = await communicator.receive_output(timeout=5)
+        if first["type"] == "websocket.close":
+            return False, first.get("code"), socket
+        socket.pending.append(json.loads(first["text"]))
+    return connected, code, socket
 
 
 @pytest.fixture

@@ -402,3 +402,34 @@ async def test_silent_client_is_dropped_and_shown_offline(people, sockets, chat_
     while output["type"] != "websocket.close":
         output = await alice.comm.receive_output(timeout=1)
     assert output["code"] == consumers.CLOSE_HEARTBEAT_TIMEOUT
+
+
+async def test_customer_socket_gets_each_event_once(people, sockets):
+    from django_support_chat import services
+
+    conv = people["conv"]
+    alice = await connect(sockets, f"/ws/chat/user/{conv.pk}/", people["alice"])
+
+    def reply() -> None:
+        conversation = Conversation.objects.get(pk=conv.pk)
+        services.send_message(conversation, people["staff"], "one reply", uuid.uuid4())
+
+    await db(reply)()
+    frames = [await alice.expect("message:new")]
+    while not await alice.nothing(0.5):
+        frames.append(await alice.receive())
+    kinds = [f["type"] for f in frames]
+    assert kinds.count("message:new") == 1, kinds
+    assert kinds.count("unread:update") == 1, kinds
+
+
+def test_token_carries_no_session_key():
+    from django.core import signing
+
+    class User:
+        pk = 5
+
+    token = tokens.make_token(User(), "the-real-session-key")
+    payload = signing.loads(token, salt=tokens.SALT)
+    assert "the-real-session-key" not in str(payload)
+    assert payload["s"] == tokens.session_fingerprint("the-real-session-key")

@@ -71,7 +71,7 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
     handlers: dict[str, str] = {"heartbeat": "on_heartbeat"}
 
     user: Any = None
-    session_key: str | None = None
+    session_fingerprint: str | None = None
     conversation: Conversation | None = None
 
     async def connect(self) -> None:
@@ -84,13 +84,13 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         self.counterpart_online: bool | None = None
         self.present = False
 
-        self.user, self.session_key = await self._authenticate()
+        self.user, self.session_fingerprint = await self._authenticate()
         if self.user is None:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self.refuse(CLOSE_UNAUTHENTICATED)
             return
         refusal = await self.authorize()
         if refusal:
-            await self.close(code=refusal)
+            await self.refuse(refusal)
             return
         await self.accept()
         for group in self.groups_to_join():
@@ -104,11 +104,17 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(await self.hello())
         self.watchdog = asyncio.ensure_future(self._watch())
 
+    async def refuse(self, code: int) -> None:
+        """Accept, then close with ``code``: closing before accepting would reach the
+        client as a bare HTTP 403 (close code 1006), hiding why it was refused."""
+        await self.accept()
+        await self.close(code=code)
+
     async def _authenticate(self) -> tuple[Any, str | None]:
         user = self.scope.get("user")
         session = self.scope.get("session")
         if user is not None and user.is_authenticated and user.is_active:
-            return user, getattr(session, "session_key", None)
+            return user, tokens.session_fingerprint(getattr(session, "session_key", None))
         token = parse_qs(self.scope.get("query_string", b"").decode()).get("token", [None])[0]
         if token:
             result = await database_sync_to_async(tokens.read_token)(token)
@@ -294,8 +300,8 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(message["event"])
 
     async def chat_session_ended(self, message: dict[str, Any]) -> None:
-        key = message.get("session_key")
-        if self.session_key is None or key is None or key == self.session_key:
+        ended = message.get("session")
+        if self.session_fingerprint is None or ended is None or ended == self.session_fingerprint:
             await self.close_with(CLOSE_LOGGED_OUT)
 
 
