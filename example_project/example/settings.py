@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+import django
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -69,6 +70,14 @@ DATABASES = {
     )
 }
 
+if DATABASES["default"]["ENGINE"].endswith("sqlite3") and django.VERSION >= (5, 1):
+    # Sockets and pages write at the same time (messages, read receipts). Take SQLite's
+    # write lock when a transaction starts and wait for it, rather than failing with
+    # "database is locked" when two deferred transactions both try to upgrade.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"transaction_mode": "IMMEDIATE", "timeout": 20}
+    )
+
 REDIS_URL = os.environ.get("REDIS_URL")
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -100,7 +109,9 @@ LOGOUT_REDIRECT_URL = "home"
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 
 SUPPORT_CHAT = {
-    # Everything has a documented default (docs/settings.md); the demo changes nothing.
+    # Everything else keeps its documented default (docs/settings.md).
+    # The staff inbox (/admin/chat/) inside the site's own staff dashboard layout.
+    "INBOX_BASE_TEMPLATE": "example/dashboard.html",
 }
 
 LOGGING = {

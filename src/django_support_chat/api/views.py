@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models import QuerySet, Sum
 from django.http import Http404
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from .. import roles, services
 from ..conf import chat_settings
 from ..exceptions import ChatError
+from ..inbox.queries import filter_inbox
 from ..models import Conversation, Message, Side
 from ..realtime import tokens
 from ..serializers import ConversationSerializer, MessageSerializer
@@ -218,36 +219,6 @@ class InboxView(ChatAPIView):
         conversations = filter_inbox(request.user, **query.validated_data)
         page = self.paginate_queryset(conversations)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
-
-
-def filter_inbox(
-    user: Any,
-    status: str | None = None,
-    search: str | None = None,
-    assigned: str | None = None,
-    unread: bool | None = None,
-) -> QuerySet[Conversation]:
-    conversations = Conversation.objects.select_related("customer", "assigned_to", "last_message")
-    if status in ("open", "closed"):
-        conversations = conversations.filter(status=status)
-    if assigned == "me":
-        conversations = conversations.filter(assigned_to=user)
-    elif assigned == "none":
-        conversations = conversations.filter(assigned_to__isnull=True)
-    elif assigned:
-        conversations = conversations.filter(assigned_to_id=int(assigned))
-    if unread:
-        conversations = conversations.filter(unread_staff_count__gt=0)
-    if search and search.strip():
-        term = search.strip()
-        conversations = conversations.filter(
-            Q(customer__username__icontains=term)
-            | Q(customer__first_name__icontains=term)
-            | Q(customer__last_name__icontains=term)
-            | Q(customer__email__icontains=term)
-            | Exists(Message.objects.filter(conversation=OuterRef("pk"), text__icontains=term))
-        )
-    return conversations
 
 
 class _StaffActionView(ChatAPIView):

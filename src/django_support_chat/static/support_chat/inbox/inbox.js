@@ -1,0 +1,965 @@
+/* django-support-chat: the staff inbox in the browser.
+ *
+ * The pages are rendered by the server and htmx (from django-htmx) swaps the list and the
+ * conversation pane. This script adds what htmx does not do:
+ *
+ * - the staff lobby socket (ws/chat/admin/): new conversations, last messages, unread counts,
+ *   assignment and status changes by anyone, customer presence;
+ * - the conversation socket (ws/chat/admin/<id>/): messages, typing, delivered/read receipts;
+ * - the composer (Enter sends, Shift+Enter adds a line), bulk selection, keyboard shortcuts.
+ *
+ * Message text from a socket is only ever inserted from the server's `html` field (escaped,
+ * URLs linked) or as textContent: the raw `text` is never parsed as HTML.
+ */
+(function () {
+  "use strict";
+
+  var htmx = window.htmx;
+  if (htmx) {
+    // Never keep copies of customer conversations in localStorage: back/forward re-fetches
+    // the page from the server (HX-History-Restore-Request), which is also never stale.
+    htmx.config.historyCacheSize = 0;
+    // 409/422 carry an error message that the server retargets into the alert area.
+    htmx.config.responseHandling = [
+      { code: "204", swap: false },
+      { code: "409|422", swap: true, error: false },
+      { code: "[23]..", swap: true },
+      { code: "[45]..", swap: false, error: true },
+    ];
+  }
+
+  var CLOSE_FOR_GOOD = [4001, 4401, 4403, 4404];
+  var RECEIPT_RANK = { sent: 0, delivered: 1, read: 2 };
+  var RECEIPT_ICON = {
+    sent: '<i class="fa-solid fa-check" aria-hidden="true"></i>',
+    delivered: '<i class="fa-solid fa-check-double" aria-hidden="true"></i>',
+    read: '<i class="fa-solid fa-check-double" aria-hidden="true"></i>',
+  };
+
+  var root = null; // #sc-inbox
+  var lobby = null; // Socket on ws/chat/admin/
+  var chat = null; // Socket on ws/chat/admin/<id>/
+  var chatId = null;
+  var readSent = 0; // highest customer message id we reported read
+  var deliveredSent = 0;
+  var typingSentAt = 0;
+  var typingTimer = null;
+  var typingTimeout = 5;
+  var rowSeq = {};
+  var texts = {};
+
+  function $(selector, context) {
+    return (context || document).querySelector(selector);
+  }
+  function $all(selector, context) {
+    return Array.prototype.slice.call((context || document).querySelectorAll(selector));
+  }
+  function t(key, fallback) {
+    return texts[key] || fallback;
+  }
+
+  // -- WebSocket with heartbeats and reconnection ----------------------------------------
+
+  function Socket(path, handlers, onState) {
+    this.path = path;
+    this.handlers = handlers;
+    this.onState = onState || function () {};
+    this.ws = null;
+    this.tries = 0;
+    this.refs = 0;
+    this.closed = false;
+    this.connect();
+  }
+
+  Socket.prototype.connect = function () {
+    var self = this;
+    if (self.closed) return;
+    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    var ws = new WebSocket(scheme + location.host + self.path);
+    self.ws = ws;
+    ws.onmessage = function (event) {
+      var frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch (e) {
+        return;
+      }
+      if (!frame || typeof frame.type !== "string") return;
+      if (frame.type === "hello") {
+        self.tries = 0;
+        var seconds = (frame.data && frame.data.heartbeat_interval) || 10;
+        clearInterval(self.beat);
+        self.beat = setInterval(function () {
+          self.send("heartbeat", {});
+        }, Math.max(1, seconds) * 1000);
+        self.onState("live");
+      }
+      var handler = self.handlers[frame.type];
+      if (handler) {
+        try {
+          handler(frame.data || {}, frame);
+        } catch (error) {
+          if (window.console) console.error("support chat:", error);
+        }
+      }
+    };
+    ws.onclose = function (event) {
+      clearInterval(self.beat);
+      if (self.closed || self.ws !== ws) return;
+      if (CLOSE_FOR_GOOD.indexOf(event.code) !== -1) {
+        self.onState("off", event.code);
+        return;
+      }
+      self.onState("reconnecting");
+      var delay = Math.min(30000, 1000 * Math.pow(2, self.tries++)) * (0.5 + Math.random() / 2);
+      self.timer = setTimeout(function () {
+        self.connect();
+      }, delay);
+    };
+  };
+
+  Socket.prototype.send = function (type, data) {
+    if (!this.ws || this.ws.readyState !== 1) return false;
+    this.ws.send(JSON.stringify({ v: 1, type: type, data: data || {}, ref: String(++this.refs) }));
+    return true;
+  };
+
+  Socket.prototype.close = function () {
+    this.closed = true;
+    clearTimeout(this.timer);
+    clearInterval(this.beat);
+    if (this.ws) this.ws.close(1000);
+  };
+
+  // -- helpers -----------------------------------------------------------------------------
+
+  function list() {
+    return $("#sc-list", root);
+  }
+  function rowEl(id) {
+    return document.getElementById("sc-row-" + id);
+  }
+  function pane() {
+    return $(".sc-conversation", root);
+  }
+  function openId() {
+    var p = pane();
+    return p ? Number(p.dataset.conversationId) : null;
+  }
+  function history() {
+    return $("#sc-history", root);
+  }
+
+  function stateQuery(extra) {
+    var state = $("#sc-state", root);
+    var params = new URLSearchParams();
+    if (state) {
+      if (state.dataset.filter && state.dataset.filter !== "all") params.set("filter", state.dataset.filter);
+      if (state.dataset.q) params.set("q", state.dataset.q);
+    }
+    var open = openId();
+    if (open) params.set("c", String(open));
+    Object.keys(extra || {}).forEach(function (key) {
+      params.set(key, extra[key]);
+    });
+    var query = params.toString();
+    return query ? "?" + query : "";
+  }
+
+  function fromHTML(html) {
+    var template = document.createElement("template");
+    template.innerHTML = html.trim();
+    return template.content;
+  }
+
+  function pad(n) {
+    return (n < 10 ? "0" : "") + n;
+  }
+  function dayKey(date) {
+    return date.getFullYear() + "-" + pad(date.getMonth() + 1) + "-" + pad(date.getDate());
+  }
+  function clock(date) {
+    return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+  function shortTime(date) {
+    return dayKey(date) === dayKey(new Date())
+      ? clock(date)
+      : date.toLocaleDateString([], { month: "short", day: "numeric" });
+  }
+  function dayLabel(date) {
+    var today = new Date();
+    var yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
+    if (dayKey(date) === dayKey(today)) return t("today", "Today");
+    if (dayKey(date) === dayKey(yesterday)) return t("yesterday", "Yesterday");
+    return date.toLocaleDateString([], { weekday: "long", month: "short", day: "numeric" });
+  }
+
+  /* Show times in the browser's time zone and locale (the server renders its own). */
+  function localizeTimes(context) {
+    $all("time[datetime][data-format]", context || root).forEach(function (el) {
+      var date = new Date(el.getAttribute("datetime"));
+      if (isNaN(date.getTime())) return;
+      el.textContent = el.dataset.format === "short" ? shortTime(date) : clock(date);
+      el.title = date.toLocaleString();
+    });
+  }
+
+  function snippetOf(text) {
+    var flat = String(text || "").replace(/\s+/g, " ").trim();
+    return flat.length > 120 ? flat.slice(0, 119) + "\u2026" : flat;
+  }
+
+  function uuid() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    var bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    var hex = Array.prototype.map.call(bytes, function (b) {
+      return (b + 0x100).toString(16).slice(1);
+    });
+    return [hex.slice(0, 4), hex.slice(4, 6), hex.slice(6, 8), hex.slice(8, 10), hex.slice(10)]
+      .map(function (part) {
+        return part.join("");
+      })
+      .join("-");
+  }
+
+  function showAlert(message, level) {
+    var box = $("#sc-alerts", root);
+    if (!box) return;
+    var alert = document.createElement("div");
+    alert.className = "alert alert-" + (level || "danger") + " alert-dismissible sc-alert";
+    alert.setAttribute("role", "alert");
+    alert.textContent = message;
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "btn-close";
+    close.setAttribute("data-sc-dismiss", "");
+    close.setAttribute("aria-label", t("dismiss", "Dismiss"));
+    alert.appendChild(close);
+    box.replaceChildren(alert);
+  }
+
+  function setLive(state) {
+    var badge = $("#sc-live", root);
+    if (!badge) return;
+    badge.dataset.live = state === "live" ? "on" : state;
+    $(".sc-live-text", badge).textContent =
+      state === "live" ? t("live", "Live") : state === "reconnecting" ? t("reconnecting", "Reconnecting…") : t("offline", "Offline");
+  }
+
+  // -- the list ------------------------------------------------------------------------------
+
+  function updateEmpty() {
+    var empty = $("#sc-empty", root);
+    if (empty) empty.hidden = !!$(".sc-row", list());
+  }
+
+  function rowTime(row) {
+    var time = $(".sc-row-time", row);
+    return time ? new Date(time.getAttribute("datetime")).getTime() || 0 : 0;
+  }
+
+  /* Put a row where the newest-activity-first order wants it. A new row older than everything
+     loaded stays out while there are more pages: "Load more" brings it. */
+  function placeRow(row, wasListed) {
+    var container = list();
+    var when = rowTime(row);
+    var id = Number(row.dataset.conversationId);
+    var before = null;
+    $all(".sc-row", container).some(function (other) {
+      if (other === row) return false;
+      var otherWhen = rowTime(other);
+      if (otherWhen < when || (otherWhen === when && Number(other.dataset.conversationId) < id)) {
+        before = other;
+        return true;
+      }
+      return false;
+    });
+    var more = $(".sc-more", container);
+    if (!before && more && !wasListed) {
+      if (row.parentNode) row.remove();
+      return false;
+    }
+    if (row.nextElementSibling !== before || row.parentNode !== container) {
+      container.insertBefore(row, before || more || null);
+    }
+    return true;
+  }
+
+  function markActive() {
+    var id = openId();
+    $all(".sc-row", list()).forEach(function (row) {
+      row.classList.toggle("sc-row-active", Number(row.dataset.conversationId) === id);
+    });
+  }
+
+  function setUnread(id, count) {
+    var row = rowEl(id);
+    if (!row) return;
+    var badge = $(".sc-unread-badge", row);
+    $(".sc-unread-count", badge).textContent = String(count);
+    badge.hidden = !count;
+    row.classList.toggle("sc-unread", !!count);
+  }
+
+  /* Fetch one row from the server (which applies the list's filter and search) and put it in
+     its place in the order. 204: it does not match (any more); it leaves the list unless it
+     is the open conversation. */
+  function refreshRow(id) {
+    if (!root || !id) return;
+    var seq = (rowSeq[id] = (rowSeq[id] || 0) + 1);
+    var url = root.dataset.rowUrl.replace(/0\/$/, id + "/") + stateQuery();
+    fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
+      .then(function (response) {
+        if (seq !== rowSeq[id]) return null;
+        var redirect = response.headers.get("HX-Redirect");
+        if (redirect) {
+          location.href = redirect;
+          return null;
+        }
+        if (response.status === 204) {
+          var stale = rowEl(id);
+          if (stale && id !== openId()) stale.remove();
+          updateEmpty();
+          return null;
+        }
+        return response.ok ? response.text() : null;
+      })
+      .then(function (html) {
+        if (!html || seq !== rowSeq[id]) return;
+        var fresh = fromHTML(html).firstElementChild;
+        if (!fresh) return;
+        var old = rowEl(id);
+        var focused = false;
+        if (old) {
+          $(".sc-row-check", fresh).checked = $(".sc-row-check", old).checked;
+          focused = old.contains(document.activeElement);
+          old.replaceWith(fresh);
+        }
+        if (!placeRow(fresh, !!old)) return;
+        if (focused) $(".sc-row-link", fresh).focus();
+        if (htmx) htmx.process(fresh);
+        localizeTimes(fresh);
+        updateEmpty();
+        markActive();
+        updateBulk();
+        queryPresence([Number(fresh.dataset.customerId)]);
+      })
+      .catch(function () {});
+  }
+
+  /* Reload the first page of the list (after a reconnect: events may have been missed). */
+  function refreshList() {
+    var url = root.dataset.rowsUrl + stateQuery();
+    var checked = $all(".sc-row-check:checked", list()).map(function (box) {
+      return box.value;
+    });
+    var focused = currentRowId();
+    fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
+      .then(function (response) {
+        return response.ok && !response.headers.get("HX-Redirect") ? response.text() : null;
+      })
+      .then(function (html) {
+        if (html === null) return;
+        var container = list();
+        container.replaceChildren(fromHTML(html));
+        checked.forEach(function (value) {
+          var box = $('.sc-row-check[value="' + value + '"]', container);
+          if (box) box.checked = true;
+        });
+        if (focused && rowEl(focused)) focusRow(rowEl(focused));
+        if (htmx) htmx.process(container);
+        afterChange(container);
+        queryPresence();
+      })
+      .catch(function () {});
+  }
+
+  function onLobbyMessage(data) {
+    var message = data.message;
+    var row = rowEl(data.conversation_id);
+    if (!row || !message) {
+      refreshRow(data.conversation_id);
+      return;
+    }
+    $(".sc-row-text", row).textContent = snippetOf(message.text); // text, never HTML
+    $(".sc-row-from", row).hidden = message.sender_side !== "staff";
+    var time = $(".sc-row-time", row);
+    time.setAttribute("datetime", message.created_at);
+    localizeTimes(row);
+    placeRow(row, true);
+  }
+
+  // -- presence -------------------------------------------------------------------------------
+
+  function setPresence(userId, online) {
+    $all('[data-presence-for="' + userId + '"]', root).forEach(function (el) {
+      el.dataset.online = online ? "true" : "false";
+      if (el.classList.contains("sc-presence-label")) {
+        el.textContent = online ? t("online", "Online") : t("offline_user", "Offline");
+      }
+    });
+  }
+
+  function queryPresence(ids) {
+    if (!lobby) return;
+    if (!ids) {
+      ids = $all("[data-presence-for]", root).map(function (el) {
+        return Number(el.dataset.presenceFor);
+      });
+    }
+    ids = ids.filter(function (id, index) {
+      return id && ids.indexOf(id) === index;
+    });
+    if (ids.length) lobby.send("presence:query", { user_ids: ids.slice(0, 500) });
+  }
+
+  // -- the open conversation --------------------------------------------------------------
+
+  function lastMessageId(side) {
+    var ids = $all(side ? '.sc-msg[data-side="' + side + '"]' : ".sc-msg", history()).map(function (el) {
+      return Number(el.dataset.messageId);
+    });
+    return ids.length ? Math.max.apply(null, ids) : 0;
+  }
+
+  function nearBottom(box) {
+    return box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+  }
+  function scrollToBottom() {
+    var box = history();
+    if (box) box.scrollTop = box.scrollHeight;
+  }
+
+  function buildMessage(message) {
+    var staff = message.sender_side === "staff";
+    var el = document.createElement("div");
+    el.id = "sc-msg-" + message.id;
+    el.className = "sc-msg " + (staff ? "sc-msg-staff" : "sc-msg-user");
+    el.dataset.messageId = String(message.id);
+    el.dataset.side = message.sender_side;
+    var bubble = document.createElement("div");
+    bubble.className = "sc-bubble";
+    bubble.innerHTML = message.html; // escaped and linkified by the server; never message.text
+    var meta = document.createElement("div");
+    meta.className = "sc-meta";
+    var sender = document.createElement("span");
+    sender.className = "sc-sender";
+    sender.textContent = (message.sender && message.sender.name) || "";
+    var time = document.createElement("time");
+    time.setAttribute("datetime", message.created_at);
+    time.dataset.format = "clock";
+    meta.append(sender, " \u00b7 ", time);
+    if (staff) {
+      var receipt = document.createElement("span");
+      receipt.className = "sc-receipt";
+      meta.append(" ", receipt);
+      setReceipt(receipt, message.status || "sent");
+    }
+    el.append(bubble, meta);
+    return el;
+  }
+
+  function setReceipt(receipt, status) {
+    receipt.dataset.status = status;
+    var label = status === "read" ? t("read", "Read") : status === "delivered" ? t("delivered", "Delivered") : t("sent", "Sent");
+    receipt.title = label;
+    receipt.innerHTML = RECEIPT_ICON[status] || RECEIPT_ICON.sent;
+    var text = document.createElement("span");
+    text.className = "sc-receipt-text visually-hidden";
+    text.textContent = label;
+    receipt.appendChild(text);
+  }
+
+  function updateReceipts(upTo, status) {
+    $all(".sc-msg-staff", history()).forEach(function (el) {
+      if (Number(el.dataset.messageId) > upTo) return;
+      var receipt = $(".sc-receipt", el);
+      if (receipt && RECEIPT_RANK[status] > RECEIPT_RANK[receipt.dataset.status || "sent"]) {
+        setReceipt(receipt, status);
+      }
+    });
+  }
+
+  function appendMessage(message) {
+    var box = history();
+    if (!box || document.getElementById("sc-msg-" + message.id)) return false;
+    var stick = nearBottom(box) || message.sender_side === "staff";
+    var el = buildMessage(message);
+    // Keep id order even if an older message arrives late (sync after reconnect).
+    var later = $all(".sc-msg", box).filter(function (other) {
+      return Number(other.dataset.messageId) > message.id;
+    })[0];
+    box.insertBefore(el, later || $(".sc-history-empty", box));
+    tidyHistory();
+    if (stick) scrollToBottom();
+    return true;
+  }
+
+  /* One element per message id, and day dividers in the browser's time zone. */
+  function tidyHistory() {
+    var box = history();
+    if (!box) return;
+    var seen = {};
+    $all(".sc-msg", box).forEach(function (el) {
+      if (seen[el.dataset.messageId]) el.remove();
+      seen[el.dataset.messageId] = true;
+    });
+    $all(".sc-day", box).forEach(function (el) {
+      el.remove();
+    });
+    var previous = null;
+    $all(".sc-msg", box).forEach(function (el) {
+      var time = $("time[datetime]", el);
+      var date = time ? new Date(time.getAttribute("datetime")) : null;
+      if (!date || isNaN(date.getTime())) return;
+      var key = dayKey(date);
+      if (key !== previous) {
+        var divider = document.createElement("div");
+        divider.className = "sc-day";
+        divider.dataset.day = key;
+        var label = document.createElement("span");
+        label.textContent = dayLabel(date);
+        divider.appendChild(label);
+        box.insertBefore(divider, el);
+        previous = key;
+      }
+    });
+    var empty = $(".sc-history-empty", box);
+    if (empty) empty.hidden = !!$(".sc-msg", box);
+    localizeTimes(box);
+  }
+
+  /* Tell the server what this staff member has seen: read when the page is visible. */
+  function markSeen() {
+    if (!chat) return;
+    var last = lastMessageId("user");
+    if (!last) return;
+    if (document.visibilityState === "visible") {
+      if (last > readSent && chat.send("message:read", { up_to_id: last })) readSent = last;
+    } else if (last > deliveredSent && last > readSent) {
+      if (chat.send("message:delivered", { up_to_id: last })) deliveredSent = last;
+    }
+  }
+
+  function showTyping(name) {
+    var box = $("#sc-typing", root);
+    if (!box) return;
+    $(".sc-typing-text", box).textContent = t("typing", "%s is typing…").replace("%s", name);
+    box.hidden = false;
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(hideTyping, (typingTimeout + 1) * 1000);
+  }
+  function hideTyping() {
+    var box = $("#sc-typing", root);
+    if (box) box.hidden = true;
+    clearTimeout(typingTimer);
+  }
+
+  function chatHandlers(id, socket) {
+    return {
+      hello: function (data) {
+        typingTimeout = data.typing_timeout || typingTimeout;
+        if (data.presence) setPresence(data.presence.user_id, data.presence.online);
+        // Catch up with whatever arrived between the page render and this (re)connect.
+        socket().send("sync", { after_id: lastMessageId() });
+      },
+      sync: function (data) {
+        (data.messages || []).forEach(appendMessage);
+        if (data.has_more) socket().send("sync", { after_id: lastMessageId() });
+        else markSeen();
+      },
+      "message:new": function (data) {
+        if (data.conversation_id !== id || !data.message) return;
+        appendMessage(data.message);
+        if (data.message.sender_side === "user") {
+          hideTyping();
+          markSeen();
+        }
+      },
+      "typing:start": function (data) {
+        if (data.user_id === Number(root.dataset.userId)) return;
+        var p = pane();
+        if (data.side === "user") showTyping((p && p.dataset.customerName) || t("customer", "The customer"));
+        else showTyping(t("colleague", "A colleague"));
+      },
+      "typing:stop": hideTyping,
+      "message:delivered": function (data) {
+        if (data.side === "user") updateReceipts(data.up_to_id, "delivered");
+      },
+      "message:read": function (data) {
+        if (data.side === "user") updateReceipts(data.up_to_id, "read");
+      },
+      "presence:update": function (data) {
+        if (data.side === "user") setPresence(data.user_id, data.online);
+      },
+      error: function (data) {
+        if (data.message) showAlert(data.message);
+      },
+    };
+  }
+
+  function openChat() {
+    var id = openId();
+    if (id === chatId && (chat || !id)) return;
+    if (chat) chat.close();
+    chat = null;
+    chatId = id;
+    hideTyping();
+    if (!id) return;
+    // Whatever the page shows was read when it opened (the pane posts read/ on load).
+    readSent = lastMessageId("user");
+    deliveredSent = readSent;
+    var socket = new Socket(root.dataset.wsConversation.replace(/0\/$/, id + "/"), {}, function (state) {
+      var p = pane();
+      if (p && Number(p.dataset.conversationId) === id) p.dataset.live = state === "live" ? "on" : state;
+    });
+    socket.handlers = chatHandlers(id, function () {
+      return socket;
+    });
+    chat = socket;
+  }
+
+  // -- composer --------------------------------------------------------------------------------
+
+  function composer() {
+    return $("#sc-composer", root);
+  }
+
+  function syncComposer() {
+    var header = $("#sc-pane-header", root);
+    var form = composer();
+    if (!header || !form) return;
+    var closed = header.dataset.status === "closed";
+    $("#sc-reply", form).disabled = closed;
+    $('button[type="submit"]', form).disabled = closed;
+    $(".sc-closed-note", form).hidden = !closed;
+  }
+
+  /* One line to start, growing with the text up to the CSS max-height (four lines). */
+  function autoGrow(area) {
+    var limit = parseFloat(getComputedStyle(area).maxHeight) || 160;
+    area.style.height = "auto";
+    area.style.height = Math.min(area.scrollHeight + 2, limit) + "px";
+  }
+
+  function sendTyping(area) {
+    if (!chat) return;
+    var now = Date.now();
+    if (area.value.trim()) {
+      if (now - typingSentAt > 2000) {
+        typingSentAt = now;
+        chat.send("typing:start", {});
+      }
+    } else if (typingSentAt) {
+      typingSentAt = 0;
+      chat.send("typing:stop", {});
+    }
+  }
+
+  function stopTyping() {
+    if (chat && typingSentAt) chat.send("typing:stop", {});
+    typingSentAt = 0;
+  }
+
+  // -- bulk selection ------------------------------------------------------------------------
+
+  function updateBulk() {
+    if (!root) return;
+    var boxes = $all(".sc-row-check", list());
+    var checked = boxes.filter(function (box) {
+      return box.checked;
+    });
+    var actions = $("#sc-bulk-actions", root);
+    var label = $("#sc-selected", root);
+    var all = $("#sc-select-all", root);
+    if (actions) actions.hidden = !checked.length;
+    if (label) {
+      label.textContent = checked.length
+        ? t("selected", "%d selected").replace("%d", String(checked.length))
+        : t("select_hint", "Select to act on several");
+    }
+    if (all) {
+      all.checked = !!boxes.length && checked.length === boxes.length;
+      all.indeterminate = !!checked.length && checked.length < boxes.length;
+    }
+  }
+
+  // -- keyboard ------------------------------------------------------------------------------
+
+  function rows() {
+    return $all(".sc-row", list());
+  }
+
+  function currentRowId() {
+    var row = currentRow();
+    return row && row.contains(document.activeElement) ? row.dataset.conversationId : null;
+  }
+
+  function currentRow() {
+    var active = document.activeElement;
+    var row = active && active.closest ? active.closest(".sc-row") : null;
+    return row || $(".sc-row-focus", list()) || $(".sc-row-active", list());
+  }
+
+  function focusRow(row) {
+    if (!row) return;
+    $all(".sc-row-focus", list()).forEach(function (el) {
+      el.classList.remove("sc-row-focus");
+    });
+    row.classList.add("sc-row-focus");
+    $(".sc-row-link", row).focus();
+    row.scrollIntoView({ block: "nearest" });
+  }
+
+  function moveInList(delta) {
+    var all = rows();
+    if (!all.length) return;
+    var index = all.indexOf(currentRow());
+    var next = index === -1 ? (delta > 0 ? 0 : all.length - 1) : Math.max(0, Math.min(all.length - 1, index + delta));
+    focusRow(all[next]);
+  }
+
+  function onKeydown(event) {
+    if (!root || !document.body.contains(root)) return;
+    var target = event.target;
+    var help = $("#sc-help", root);
+    if (help && help.open) return; // the dialog handles its own keys (Esc closes it)
+    var typing =
+      target &&
+      (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName)) &&
+      !(target.type === "checkbox");
+    if (event.key === "Escape") {
+      if ($(".dropdown-menu.show", root)) return;
+      if (typing) {
+        target.blur();
+        if (target.id === "sc-reply") stopTyping();
+        event.preventDefault();
+        return;
+      }
+      var close = $("#sc-close-pane", root);
+      if (close) {
+        var id = openId();
+        event.preventDefault();
+        close.click();
+        var row = rowEl(id);
+        if (row) focusRow(row);
+      }
+      return;
+    }
+    if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
+    var inList = target && target.closest && target.closest(".sc-list-pane");
+    switch (event.key) {
+      case "j":
+        moveInList(1);
+        break;
+      case "k":
+        moveInList(-1);
+        break;
+      case "ArrowDown":
+      case "ArrowUp":
+        if (!inList) return;
+        moveInList(event.key === "ArrowDown" ? 1 : -1);
+        break;
+      case "Enter": {
+        if (target && target.classList && target.classList.contains("sc-row-link")) return; // native
+        var row = currentRow();
+        if (!row) return;
+        $(".sc-row-link", row).click();
+        break;
+      }
+      case "r": {
+        var area = $("#sc-reply", root);
+        if (!area || area.disabled) return;
+        area.focus();
+        break;
+      }
+      case "/":
+        $("#sc-q", root).focus();
+        break;
+      case "x": {
+        var selected = currentRow();
+        if (!selected) return;
+        var box = $(".sc-row-check", selected);
+        box.checked = !box.checked;
+        updateBulk();
+        break;
+      }
+      case "?":
+        if (help) help.showModal();
+        break;
+      default:
+        return;
+    }
+    event.preventDefault();
+  }
+
+  // -- wiring ----------------------------------------------------------------------------------
+
+  /* After any swap: reconnect the conversation socket if the pane changed, and tidy up. */
+  function afterChange() {
+    if (!root) return;
+    var before = chatId;
+    openChat();
+    markActive();
+    updateEmpty();
+    updateBulk();
+    syncComposer();
+    tidyHistory();
+    localizeTimes(root);
+    if (chatId && chatId !== before) scrollToBottom();
+  }
+
+  function readTexts() {
+    var node = document.getElementById("sc-texts");
+    if (!node) return;
+    try {
+      texts = JSON.parse(node.textContent) || {};
+    } catch (e) {
+      texts = {};
+    }
+  }
+
+  function init() {
+    root = document.getElementById("sc-inbox");
+    if (!root) return;
+    readTexts();
+    lobby = new Socket(
+      root.dataset.wsLobby,
+      {
+        hello: function () {
+          // Events sent before this socket joined (page load, reconnect) are not replayed:
+          // reload the first page of the list from the database.
+          refreshList();
+        },
+        "conversation:new": function (data) {
+          if (data.conversation) refreshRow(data.conversation.id);
+        },
+        "message:new": onLobbyMessage,
+        "unread:update": function (data) {
+          setUnread(data.conversation_id, data.unread_staff_count);
+        },
+        "conversation:updated": function (data) {
+          var conversation = data.conversation;
+          if (!conversation) return;
+          refreshRow(conversation.id);
+          var header = $("#sc-pane-header", root);
+          if (conversation.id !== openId() || !header || !htmx) return;
+          var assigned = conversation.assigned_to ? String(conversation.assigned_to.id) : "";
+          if (header.dataset.status === conversation.status && header.dataset.assignedId === assigned) return;
+          // Changed by someone else: re-render the header (assignee, switch, actions).
+          htmx.ajax("GET", header.dataset.url + stateQuery(), { target: "#sc-pane-header", swap: "outerHTML" });
+        },
+        "presence:update": function (data) {
+          if (data.side === "user") setPresence(data.user_id, data.online);
+        },
+        "presence:state": function (data) {
+          var online = data.online || [];
+          $all("[data-presence-for]", root).forEach(function (el) {
+            var id = Number(el.dataset.presenceFor);
+            if (online.indexOf(id) !== -1) setPresence(id, true);
+          });
+        },
+      },
+      function (state, code) {
+        setLive(state);
+        if (state === "off" && (code === 4401 || code === 4001)) location.reload(); // signed out
+      }
+    );
+
+    document.body.addEventListener("htmx:afterSwap", afterChange);
+    document.body.addEventListener("htmx:oobAfterSwap", afterChange);
+    document.body.addEventListener("htmx:historyRestore", afterChange);
+    document.body.addEventListener("sc:changed", function (event) {
+      var detail = event.detail || {};
+      (detail.ids || []).forEach(refreshRow);
+    });
+    document.body.addEventListener("htmx:afterRequest", function (event) {
+      var elt = event.detail.elt;
+      var status = event.detail.xhr ? event.detail.xhr.status : 0;
+      if (elt && elt.id === "sc-composer" && status >= 200 && status < 300) {
+        var area = $("#sc-reply", elt);
+        area.value = "";
+        autoGrow(area);
+        $('input[name="client_id"]', elt).value = uuid();
+        stopTyping();
+        scrollToBottom();
+        area.focus();
+      }
+      if (elt && elt.id === "sc-bulk" && status >= 200 && status < 300) {
+        $all(".sc-row-check:checked", list()).forEach(function (box) {
+          box.checked = false;
+        });
+        updateBulk();
+      }
+    });
+    document.body.addEventListener("htmx:sendError", function () {
+      showAlert(t("network", "Could not reach the server. Check your connection and try again."));
+    });
+
+    root.addEventListener("keydown", function (event) {
+      var target = event.target;
+      if (target.id !== "sc-reply") return;
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+        event.preventDefault();
+        if (target.value.trim() && !target.disabled) {
+          stopTyping();
+          composer().requestSubmit();
+        }
+      }
+    });
+    root.addEventListener("input", function (event) {
+      if (event.target.id === "sc-reply") {
+        autoGrow(event.target);
+        sendTyping(event.target);
+      }
+    });
+    root.addEventListener("focusout", function (event) {
+      if (event.target.id === "sc-reply") stopTyping();
+    });
+    root.addEventListener("change", function (event) {
+      var target = event.target;
+      if (target.id === "sc-select-all") {
+        $all(".sc-row-check", list()).forEach(function (box) {
+          box.checked = target.checked;
+        });
+      }
+      if (target.id === "sc-select-all" || target.classList.contains("sc-row-check")) updateBulk();
+    });
+    root.addEventListener("click", function (event) {
+      var target = event.target;
+      var dismiss = target.closest && target.closest("[data-sc-dismiss]");
+      if (dismiss) {
+        dismiss.closest(".alert").remove();
+        return;
+      }
+      if (target.closest && target.closest("#sc-help-button")) {
+        $("#sc-help", root).showModal();
+        return;
+      }
+      // Dropdowns without Bootstrap's JavaScript: a minimal toggle.
+      if (!window.bootstrap) {
+        var toggle = target.closest && target.closest('[data-bs-toggle="dropdown"]');
+        $all(".dropdown-menu.show", root).forEach(function (menu) {
+          if (!toggle || menu.parentNode !== toggle.parentNode) menu.classList.remove("show");
+        });
+        if (toggle) {
+          var menu = toggle.parentNode.querySelector(".dropdown-menu");
+          var open = menu.classList.toggle("show");
+          toggle.setAttribute("aria-expanded", open ? "true" : "false");
+        }
+      }
+    });
+    document.addEventListener("keydown", onKeydown);
+    document.addEventListener("visibilitychange", markSeen);
+    window.addEventListener("focus", markSeen);
+
+    afterChange();
+    scrollToBottom();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();
