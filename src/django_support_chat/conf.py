@@ -40,6 +40,12 @@ DEFAULTS: dict[str, Any] = {
     "INBOX_PAGE_SIZE": 30,
     # Template the staff inbox pages extend; point it at your dashboard layout.
     "INBOX_BASE_TEMPLATE": "support_chat/inbox/base.html",
+    # Whether the inbox pages load htmx themselves ({% htmx_script %}); turn it off when
+    # INBOX_BASE_TEMPLATE already loads htmx 2.
+    "INBOX_INCLUDE_HTMX": True,
+    # PostgreSQL text search configuration of the inbox search ("simple": no stemming,
+    # any language). Ignored on other databases.
+    "INBOX_SEARCH_CONFIG": "simple",
     # Copy shown in the widget. Values may be lazy translations.
     "WIDGET_TEXTS": {
         "title": _("Support"),
@@ -52,6 +58,21 @@ DEFAULTS: dict[str, Any] = {
         "send": _("Send"),
         "minimize": _("Minimize chat"),
         "close": _("Close chat"),
+        "messages": _("Messages"),
+        "online": _("Support is online"),
+        "away": _("Support is away"),
+        "typing": _("Support is typing…"),
+        "you": _("You"),
+        "today": _("Today"),
+        "yesterday": _("Yesterday"),
+        "sending": _("Sending"),
+        "sent": _("Sent"),
+        "delivered": _("Delivered"),
+        "read": _("Read"),
+        "failed": _("Not sent"),
+        "loading": _("Loading…"),
+        "load_error": _("Could not load the messages."),
+        "try_again": _("Try again"),
     },
     # Distance of the floating button from the viewport edge (CSS lengths).
     "WIDGET_OFFSET_DESKTOP": "20px",
