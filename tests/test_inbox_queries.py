@@ -112,10 +112,11 @@ class TestSearch:
             assert "to_tsvector" not in sql
             assert "LIKE" in sql.upper()
 
-    @pytest.mark.skipif(not POSTGRES, reason="text search configurations exist on PostgreSQL only")
+    @pytest.mark.postgres  # text search configurations exist on PostgreSQL only
     def test_postgresql_search_configuration_is_a_setting(
         self, setup, staff, other_customer, settings
     ):
+        assert POSTGRES, "this test needs PostgreSQL (DATABASE_URL)"
         send(
             Conversation.objects.get(pk=setup["password"].pk), other_customer, "I keep resetting it"
         )

@@ -20,6 +20,8 @@ from .conf import chat_settings
 # C0 and C1 control characters except tab, line feed and carriage return, plus the
 # Unicode bidi overrides that can disguise text.
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# Lone surrogates (JSON allows "\ud800") cannot be encoded as UTF-8: no database stores them.
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
 
 LINK_REL = "nofollow noopener noreferrer"
 
@@ -41,6 +43,10 @@ def clean_text(value: Any) -> str:
     if _CONTROL_CHARS.search(text):
         raise ValidationError(
             _("Message text may not contain control characters."), code="control_characters"
+        )
+    if _SURROGATES.search(text):
+        raise ValidationError(
+            _("Message text may not contain invalid Unicode characters."), code="surrogates"
         )
     return text
 

@@ -10,6 +10,9 @@ from rest_framework import serializers
 
 from ..text import clean_text
 
+# Largest primary key a database can hold (signed 64-bit): larger numbers are no user id.
+_MAX_ID = 2**63 - 1
+
 
 class StrictCharField(serializers.CharField):
     """A CharField that refuses numbers, booleans and lists instead of coercing them."""
@@ -22,9 +25,18 @@ class StrictCharField(serializers.CharField):
         return data
 
 
+class StrictUUIDField(serializers.UUIDField):
+    """A UUIDField that takes only the string form (DRF would also turn numbers into UUIDs)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
+
+
 class MessageCreateSerializer(serializers.Serializer):
     text = StrictCharField(trim_whitespace=False, allow_blank=True)
-    client_id = serializers.UUIDField(
+    client_id = StrictUUIDField(
         help_text="A UUID the client generates per message; resending it returns the stored message."
     )
 
@@ -54,7 +66,9 @@ class InboxQuerySerializer(serializers.Serializer):
     unread = serializers.BooleanField(required=False)
 
     def validate_assigned(self, value: str) -> str:
-        if value not in ("me", "none") and not value.isdigit():
+        # isdigit() alone accepts "²" and other non-ASCII digits that int() refuses.
+        is_id = value.isascii() and value.isdigit() and len(value) < 20 and int(value) <= _MAX_ID
+        if value not in ("me", "none") and not is_id:
             raise serializers.ValidationError(_("Use 'me', 'none' or a user id."))
         return value
 

@@ -1,0 +1,244 @@
+"""``SUPPORT_CHAT`` settings (merge, cache reset, dotted paths) and every system check id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.checks import Error, Warning, run_checks
+from django.test import modify_settings, override_settings
+
+from django_support_chat import checks, roles, services
+from django_support_chat.conf import DEFAULTS, chat_settings
+
+from .factories import UserFactory
+from .predicates import SUPPORT_DESK, support_desk
+
+# Settings -------------------------------------------------------------------------------
+
+
+class TestSettings:
+    def test_defaults(self):
+        assert chat_settings.MAX_MESSAGE_LENGTH == DEFAULTS["MAX_MESSAGE_LENGTH"] == 5000
+        assert chat_settings.HISTORY_PAGE_SIZE == 50
+        assert DEFAULTS["THROTTLE_RATES"] == chat_settings.THROTTLE_RATES
+
+    def test_unknown_name_is_an_attribute_error(self):
+        with pytest.raises(AttributeError, match="NOT_A_SETTING"):
+            _ = chat_settings.NOT_A_SETTING
+
+    def test_plain_value_replaces_default(self):
+        with override_settings(SUPPORT_CHAT={"MAX_MESSAGE_LENGTH": 10}):
+            assert chat_settings.MAX_MESSAGE_LENGTH == 10
+            assert chat_settings.HISTORY_PAGE_SIZE == 50  # other keys keep their default
+
+    def test_nested_dicts_merged_key_by_key(self):
+        with override_settings(
+            SUPPORT_CHAT={
+                "THROTTLE_RATES": {"support_chat_send": "3/minute"},
+                "WIDGET_TEXTS": {"title": "Help"},
+            }
+        ):
+            assert {
+                "support_chat_send": "3/minute",
+                "support_chat": DEFAULTS["THROTTLE_RATES"]["support_chat"],
+            } == chat_settings.THROTTLE_RATES
+            texts = chat_settings.WIDGET_TEXTS
+            assert texts["title"] == "Help"
+            assert texts["send"] == DEFAULTS["WIDGET_TEXTS"]["send"]
+            assert set(texts) == set(DEFAULTS["WIDGET_TEXTS"])
+        # The merge does not leak into the defaults.
+        assert DEFAULTS["THROTTLE_RATES"]["support_chat_send"] == "30/minute"
+
+    def test_override_settings_resets_cache(self):
+        assert chat_settings.MAX_MESSAGE_LENGTH == 5000  # cached now
+        with override_settings(SUPPORT_CHAT={"MAX_MESSAGE_LENGTH": 7}):
+            assert chat_settings.MAX_MESSAGE_LENGTH == 7
+            with override_settings(SUPPORT_CHAT={"MAX_MESSAGE_LENGTH": 8}):
+                assert chat_settings.MAX_MESSAGE_LENGTH == 8
+            assert chat_settings.MAX_MESSAGE_LENGTH == 7
+        assert chat_settings.MAX_MESSAGE_LENGTH == 5000
+
+    def test_pytest_django_settings_fixture_resets_cache(self, settings):
+        assert chat_settings.HISTORY_PAGE_SIZE == 50
+        settings.SUPPORT_CHAT = {"HISTORY_PAGE_SIZE": 5}
+        assert chat_settings.HISTORY_PAGE_SIZE == 5
+
+    def test_missing_or_non_dict_setting_means_defaults(self, settings):
+        del settings.SUPPORT_CHAT
+        assert chat_settings.MAX_MESSAGE_LENGTH == 5000
+        settings.SUPPORT_CHAT = ["not", "a", "dict"]
+        assert chat_settings.MAX_MESSAGE_LENGTH == 5000
+
+
+@pytest.mark.django_db
+class TestStaffPredicate:
+    def test_default_uses_is_staff_and_is_superuser(self):
+        assert roles.uses_default_predicates()
+        assert roles.is_staff(UserFactory(staff=True))
+        assert roles.is_staff(UserFactory(is_superuser=True))  # admins are staff
+        assert roles.is_admin(UserFactory(admin=True))
+        assert not roles.is_admin(UserFactory(staff=True))
+        assert not roles.is_staff(UserFactory(customer=True))
+        assert not roles.is_staff(UserFactory(staff=True, is_active=False))
+        assert not roles.is_staff(None)
+
+    def test_anonymous_is_never_staff(self):
+        from django.contrib.auth.models import AnonymousUser
+
+        assert not roles.is_staff(AnonymousUser())
+        assert not roles.is_admin(AnonymousUser())
+
+    @override_settings(SUPPORT_CHAT={"STAFF_PREDICATE": SUPPORT_DESK})
+    def test_dotted_path_honoured(self):
+        desk = UserFactory(email="kim@support.example.com")  # not is_staff
+        django_staff = UserFactory(staff=True, email="lee@example.com")
+        assert not roles.uses_default_predicates()
+        assert chat_settings.STAFF_PREDICATE is support_desk
+        assert roles.is_staff(desk)
+        assert not roles.is_staff(django_staff)
+        assert desk in services.staff_users()
+        assert django_staff not in services.staff_users()
+
+    def test_callable_value_accepted(self, settings):
+        settings.SUPPORT_CHAT = {"STAFF_PREDICATE": lambda user: user.username == "chosen"}
+        assert roles.is_staff(UserFactory(username="chosen"))
+        assert not roles.is_staff(UserFactory(staff=True))
+
+
+# Checks ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _debug(settings):
+    """The test runner forces DEBUG=False, which (rightly) warns about the in-memory layer
+    (W001). Checks are run as in development unless a test says otherwise."""
+    settings.DEBUG = True
+
+
+def support_chat_messages() -> list[Any]:
+    """Every system-check message of this app, from the full check run."""
+    return [m for m in run_checks() if (m.id or "").startswith("support_chat.")]
+
+
+def ids() -> list[str]:
+    return sorted(m.id for m in support_chat_messages())
+
+
+class TestChecks:
+    def test_test_settings_are_clean(self):
+        assert support_chat_messages() == []
+
+    @modify_settings(INSTALLED_APPS={"remove": ["channels", "daphne"]})
+    def test_e001_channels_not_installed(self):
+        [error] = support_chat_messages()
+        assert error.id == "support_chat.E001"
+        assert isinstance(error, Error)
+
+    @modify_settings(INSTALLED_APPS={"remove": ["channels"]})
+    def test_daphne_alone_brings_channels(self):
+        assert "support_chat.E001" not in ids()
+
+    def test_e002_no_channel_layers(self, settings):
+        del settings.CHANNEL_LAYERS
+        assert ids() == ["support_chat.E002"]
+
+    @pytest.mark.parametrize("layers", [{}, {"other": {"BACKEND": "x"}}])
+    def test_e002_no_default_layer(self, settings, layers):
+        settings.CHANNEL_LAYERS = layers
+        assert ids() == ["support_chat.E002"]
+
+    @pytest.mark.parametrize("value", [None, ""])
+    def test_e003_no_asgi_application(self, settings, value):
+        settings.ASGI_APPLICATION = value
+        assert ids() == ["support_chat.E003"]
+
+    def test_e003_asgi_application_missing(self, settings):
+        del settings.ASGI_APPLICATION
+        assert ids() == ["support_chat.E003"]
+
+    @modify_settings(INSTALLED_APPS={"remove": ["rest_framework"]})
+    def test_e005_rest_framework_not_installed(self):
+        assert ids() == ["support_chat.E005"]
+
+    def test_w001_in_memory_layer_without_debug(self, settings):
+        settings.DEBUG = False
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+        [warning] = support_chat_messages()
+        assert warning.id == "support_chat.W001"
+        assert isinstance(warning, Warning)
+
+    def test_w001_not_raised_with_debug_or_redis(self, settings):
+        settings.DEBUG = True
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+        assert ids() == []
+        settings.DEBUG = False
+        settings.CHANNEL_LAYERS = {
+            "default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer"}
+        }
+        assert ids() == []
+
+    def test_w002_unknown_key(self, settings):
+        settings.SUPPORT_CHAT = {"MAX_MESAGE_LENGTH": 10}
+        [warning] = support_chat_messages()
+        assert warning.id == "support_chat.W002"
+        assert isinstance(warning, Warning)
+        assert "MAX_MESAGE_LENGTH" in warning.msg
+
+    def test_every_valid_key_passes(self, settings):
+        settings.SUPPORT_CHAT = dict(DEFAULTS)
+        assert ids() == []
+
+
+E004_CASES = {
+    "not a dict": ["MAX_MESSAGE_LENGTH", 10],
+    "zero": {"MAX_MESSAGE_LENGTH": 0},
+    "negative": {"HISTORY_PAGE_SIZE": -1},
+    "string number": {"INBOX_PAGE_SIZE": "30"},
+    "float": {"MAX_MESSAGE_LENGTH": 10.5},
+    "bool": {"TYPING_TIMEOUT": True},
+    "nested not a dict": {"WIDGET_TEXTS": "Support"},
+    "rates not a dict": {"THROTTLE_RATES": ["30/minute"]},
+    "rates a string": {"THROTTLE_RATES": "30/minute"},
+    "bad rate": {"THROTTLE_RATES": {"support_chat_send": "30 per minute"}},
+    "bad rate unit": {"THROTTLE_RATES": {"support_chat": "30/fortnight"}},
+    "rate not a string": {"THROTTLE_RATES": {"support_chat": 30}},
+    "predicate not importable": {"STAFF_PREDICATE": "no.such.module.predicate"},
+    "predicate path not callable": {"ADMIN_PREDICATE": "tests.predicates.NOT_CALLABLE"},
+    "predicate not callable": {"STAFF_PREDICATE": 42},
+    "ttl below two heartbeats": {"PRESENCE_TTL": 15, "HEARTBEAT_INTERVAL": 10},
+    "ttl below two default heartbeats": {"PRESENCE_TTL": 19},
+}
+
+
+class TestE004:
+    @pytest.mark.parametrize("value", E004_CASES.values(), ids=E004_CASES.keys())
+    def test_bad_value(self, settings, value):
+        settings.SUPPORT_CHAT = value
+        messages = support_chat_messages()
+        assert [m.id for m in messages] == ["support_chat.E004"], messages
+        assert isinstance(messages[0], Error)
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            {"THROTTLE_RATES": {"support_chat_send": None}},  # None disables a scope
+            {"THROTTLE_RATES": {"support_chat": "5/s", "support_chat_send": "1/day"}},
+            {"STAFF_PREDICATE": SUPPORT_DESK},
+            {"STAFF_PREDICATE": support_desk},
+            {"PRESENCE_TTL": 20, "HEARTBEAT_INTERVAL": 10},
+        ],
+    )
+    def test_good_value(self, settings, value):
+        settings.SUPPORT_CHAT = value
+        assert ids() == []
+
+    def test_several_problems_reported_together(self, settings):
+        settings.SUPPORT_CHAT = {"MAX_MESSAGE_LENGTH": 0, "HISTORY_PAGE_SIZE": "x", "X": 1}
+        assert ids() == ["support_chat.E004", "support_chat.E004", "support_chat.W002"]
+
+    def test_check_function_directly(self, settings):
+        settings.SUPPORT_CHAT = {"MAX_MESSAGE_LENGTH": 0}
+        [error] = checks.check_settings()
+        assert error.id == "support_chat.E004"
+        assert "MAX_MESSAGE_LENGTH" in error.msg
