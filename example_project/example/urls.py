@@ -10,8 +10,8 @@ urlpatterns = [
     path("account/", views.account, name="account"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("api/chat/", include("django_support_chat.urls")),
-    # The staff inbox, inside Django admin's URL space: before admin/ so admin does not 404 it.
-    path("admin/chat/", include("django_support_chat.inbox.urls")),
+    # django-support-chat: the API at api/chat/ and the staff inbox at admin/chat/.
+    # Before admin/, so Django admin does not answer admin/chat/ with a 404.
+    path("", include("django_support_chat.urls")),
     path("admin/", admin.site.urls),
 ]

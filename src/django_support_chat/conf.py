@@ -93,6 +93,8 @@ DEFAULTS: dict[str, Any] = {
     # Size of the presence store's Redis pool per worker. The pool blocks (up to 5 s) when
     # exhausted instead of raising MaxConnectionsError.
     "PRESENCE_REDIS_MAX_CONNECTIONS": 50,
+    # Prefix of the presence keys in Redis; give each site sharing one Redis its own.
+    "PRESENCE_KEY_PREFIX": "support_chat:presence",
 }
 
 # Settings whose value must be a dict, merged key by key with the default.

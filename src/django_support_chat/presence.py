@@ -18,12 +18,13 @@ from django.conf import settings
 
 from .conf import chat_settings
 
-KEY_PREFIX = "support_chat:presence"
-STAFF_KEY = f"{KEY_PREFIX}:staff"
+
+def _staff_key() -> str:
+    return f"{chat_settings.PRESENCE_KEY_PREFIX}:staff"
 
 
 def _user_key(user_id: int) -> str:
-    return f"{KEY_PREFIX}:user:{int(user_id)}"
+    return f"{chat_settings.PRESENCE_KEY_PREFIX}:user:{int(user_id)}"
 
 
 class PresenceStore:
@@ -78,7 +79,7 @@ class MemoryPresenceStore(PresenceStore):
 
     async def connect(self, user_id: int, conn_id: str, staff: bool) -> bool:
         if staff:
-            self._touch(STAFF_KEY, conn_id)
+            self._touch(_staff_key(), conn_id)
         return self._touch(_user_key(user_id), conn_id)
 
     async def heartbeat(self, user_id: int, conn_id: str, staff: bool) -> None:
@@ -86,7 +87,7 @@ class MemoryPresenceStore(PresenceStore):
 
     async def disconnect(self, user_id: int, conn_id: str, staff: bool) -> bool:
         if staff:
-            self._drop(STAFF_KEY, conn_id)
+            self._drop(_staff_key(), conn_id)
         return self._drop(_user_key(user_id), conn_id)
 
     async def online(self, user_ids: list[int]) -> set[int]:
@@ -94,7 +95,7 @@ class MemoryPresenceStore(PresenceStore):
         return {uid for uid in user_ids if self._live(_user_key(uid), now)}
 
     async def staff_online(self) -> bool:
-        return bool(self._live(STAFF_KEY, time.monotonic()))
+        return bool(self._live(_staff_key(), time.monotonic()))
 
     def clear(self) -> None:
         self._entries.clear()
@@ -156,14 +157,14 @@ class RedisPresenceStore(PresenceStore):
 
     async def connect(self, user_id: int, conn_id: str, staff: bool) -> bool:
         if staff:
-            await self._add(STAFF_KEY, conn_id)
+            await self._add(_staff_key(), conn_id)
         return await self._add(_user_key(user_id), conn_id)
 
     async def heartbeat(self, user_id: int, conn_id: str, staff: bool) -> None:
         ttl = chat_settings.PRESENCE_TTL
         expiry = self._now() + ttl
         pipe = self._client().pipeline(transaction=False)
-        keys = [_user_key(user_id)] + ([STAFF_KEY] if staff else [])
+        keys = [_user_key(user_id)] + ([_staff_key()] if staff else [])
         for key in keys:
             pipe.zadd(key, {conn_id: expiry})
             pipe.expire(key, ttl * 2)
@@ -171,7 +172,7 @@ class RedisPresenceStore(PresenceStore):
 
     async def disconnect(self, user_id: int, conn_id: str, staff: bool) -> bool:
         if staff:
-            await self._remove(STAFF_KEY, conn_id)
+            await self._remove(_staff_key(), conn_id)
         return await self._remove(_user_key(user_id), conn_id)
 
     async def online(self, user_ids: list[int]) -> set[int]:
@@ -185,7 +186,7 @@ class RedisPresenceStore(PresenceStore):
         return {uid for uid, count in zip(user_ids, counts, strict=True) if count}
 
     async def staff_online(self) -> bool:
-        return bool(await self._client().zcount(STAFF_KEY, self._now(), "+inf"))
+        return bool(await self._client().zcount(_staff_key(), self._now(), "+inf"))
 
 
 def _redis_url_from_layer() -> str | None:

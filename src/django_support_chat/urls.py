@@ -1,15 +1,18 @@
-"""Mount with ``path("api/chat/", include("django_support_chat.urls"))``."""
+"""Everything in one include, placed before Django admin's own ``admin/`` route::
+
+    path("", include("django_support_chat.urls")),
+    path("admin/", admin.site.urls),
+
+This serves the REST API at ``api/chat/`` and the staff inbox at ``admin/chat/``. For
+other prefixes include the two parts yourself: ``django_support_chat.api.urls`` and
+``django_support_chat.inbox.urls``.
+"""
 
 from __future__ import annotations
 
-from django.urls import path
-
-from .api import views
-from .api.urls import urlpatterns as api_urlpatterns
-
-app_name = "support_chat"
+from django.urls import include, path
 
 urlpatterns = [
-    *api_urlpatterns,
-    path("schema/", views.SchemaView.as_view(), name="schema"),
+    path("api/chat/", include("django_support_chat.api.urls")),
+    path("admin/chat/", include("django_support_chat.inbox.urls")),
 ]

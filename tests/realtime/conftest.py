@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-import redis
 from channels.db import database_sync_to_async
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
@@ -37,14 +36,22 @@ def redis_url() -> str:
 @pytest.fixture(params=["memory", "redis"])
 def layer(request: pytest.FixtureRequest, settings: Any) -> Iterator[str]:
     """Run the test on the in-memory layer and on channels-redis against a real Redis."""
-    settings.SUPPORT_CHAT = {"HEARTBEAT_INTERVAL": 10, "PRESENCE_TTL": 30}
+    settings.SUPPORT_CHAT = {
+        "HEARTBEAT_INTERVAL": 10,
+        "PRESENCE_TTL": 30,
+        "PRESENCE_KEY_PREFIX": f"test{os.getpid()}:presence",
+    }
     if request.param == "redis":
         url = redis_url()
-        redis.Redis.from_url(url).flushdb()
         settings.CHANNEL_LAYERS = {
             "default": {
                 "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-                "CONFIG": {"hosts": [{"address": url, "max_connections": 500}]},
+                # Own prefixes: Redis pub/sub ignores the db number, so concurrent runs
+                # against one server would otherwise hear each other.
+                "CONFIG": {
+                    "hosts": [{"address": url, "max_connections": 500}],
+                    "prefix": f"test{os.getpid()}",
+                },
             }
         }
     else:

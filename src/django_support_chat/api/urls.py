@@ -1,24 +1,18 @@
-"""REST API routes (without the schema view, which documents exactly these)."""
+"""The REST API with its OpenAPI schema, namespace ``support_chat``.
+
+Mount it yourself to choose the prefix: ``path("api/chat/", include("django_support_chat.api.urls"))``.
+"""
 
 from __future__ import annotations
 
 from django.urls import path
 
 from . import views
+from .routes import urlpatterns as endpoints
+
+app_name = "support_chat"
 
 urlpatterns = [
-    path("conversations/", views.ConversationListView.as_view(), name="conversation-list"),
-    path(
-        "conversations/<int:pk>/",
-        views.ConversationDetailView.as_view(),
-        name="conversation-detail",
-    ),
-    path("conversations/<int:pk>/messages/", views.MessageListView.as_view(), name="message-list"),
-    path("conversations/<int:pk>/read", views.ReadView.as_view(), name="conversation-read"),
-    path("conversations/<int:pk>/assign", views.AssignView.as_view(), name="conversation-assign"),
-    path("conversations/<int:pk>/close", views.CloseView.as_view(), name="conversation-close"),
-    path("conversations/<int:pk>/reopen", views.ReopenView.as_view(), name="conversation-reopen"),
-    path("unread_count", views.UnreadCountView.as_view(), name="unread-count"),
-    path("inbox/", views.InboxView.as_view(), name="inbox"),
-    path("ws-token", views.WebSocketTokenView.as_view(), name="ws-token"),
+    *endpoints,
+    path("schema/", views.SchemaView.as_view(), name="schema"),
 ]

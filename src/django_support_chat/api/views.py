@@ -281,7 +281,7 @@ class WebSocketTokenView(ChatAPIView):
 class SchemaView(SpectacularAPIView):
     """OpenAPI 3 schema of this API alone, with the host's mount point as server URL."""
 
-    urlconf = "django_support_chat.api.urls"
+    urlconf = "django_support_chat.api.routes"
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         mount = request.path[: -len("schema/")] if request.path.endswith("schema/") else "/"
