@@ -379,6 +379,7 @@ class ConversationConsumerMixin(BaseChatConsumer):
         if self.typing_task is not None:
             self.typing_task.cancel()
             self.typing_task = None
+            self.typing_sent_at = 0.0  # so the next keystroke relays typing:start at once
             await self._relay_typing(events.TYPING_STOP)
         await self.reply("message:sent", {"message": payload, "created": created}, ref)
 

@@ -1,36 +1,83 @@
-"""``{% load support_chat %}{% support_chat_widget %}``: the floating chat for signed-in users."""
+"""``{% load support_chat %}{% support_chat_widget %}``: the floating chat for signed-in users.
+
+The tag renders the launcher button with the server-side unread count (no extra request
+from the browser), a JSON config block (``json_script``: texts, URLs, limits) and the tiny
+loader script. The chat panel's JS and CSS are fetched by the loader when needed; see
+docs/widget.md.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import template
-from django.db.models import Sum
+from django.conf import settings
+from django.middleware.csrf import get_token
 from django.template.loader import render_to_string
+from django.templatetags.static import static
+from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import get_language
 
-from .. import roles
 from ..conf import chat_settings
 from ..models import Conversation
 
 register = template.Library()
 
+LOADER_JS = "support_chat/widget/loader.js"
+LAUNCHER_CSS = "support_chat/widget/launcher.css"
+PANEL_JS = "support_chat/widget/panel.js"
+PANEL_CSS = "support_chat/widget/panel.css"
+
+
+def widget_config(request: Any, user: Any) -> dict[str, Any]:
+    """Everything the widget's JavaScript needs, rendered into the page as JSON."""
+    # The widget shows the customer's latest conversation (the one the API's
+    # ``GET conversations/`` returns first), so the badge counts that one's unread messages.
+    latest = (
+        Conversation.objects.for_customer(user)
+        .order_by("-last_message_at", "-id")
+        .values_list("id", "unread_user_count")
+        .first()
+    )
+    conversation_id, unread = latest if latest else (None, 0)
+    return {
+        "user": user.pk,
+        "conversation": conversation_id,
+        "unread": unread,
+        "api": reverse(chat_settings.API_URL_NAME),
+        "ws": chat_settings.WEBSOCKET_PATH_PREFIX,
+        # Also sets the CSRF cookie on this response, so the panel's POSTs work on pages
+        # that render no form.
+        "csrf": get_token(request) if request is not None else "",
+        "csrf_cookie": settings.CSRF_COOKIE_NAME,
+        "heartbeat_interval": chat_settings.HEARTBEAT_INTERVAL,
+        "typing_timeout": chat_settings.TYPING_TIMEOUT,
+        "max_message_length": chat_settings.MAX_MESSAGE_LENGTH,
+        "lang": get_language() or "",
+        "texts": {key: str(value) for key, value in chat_settings.WIDGET_TEXTS.items()},
+        "assets": {"js": static(PANEL_JS), "css": static(PANEL_CSS)},
+    }
+
 
 @register.simple_tag(takes_context=True)
 def support_chat_widget(context: template.Context) -> SafeString:
-    """Render nothing for anonymous users; the button (with its unread badge) otherwise."""
+    """Render nothing for anonymous users; the launcher, config and loader otherwise."""
     request = context.get("request")
     user = getattr(request, "user", None) or context.get("user")
     if user is None or not user.is_authenticated:
         return mark_safe("")
-    unread = Conversation.objects.for_customer(user).aggregate(n=Sum("unread_user_count"))["n"] or 0
+    config = widget_config(request, user)
     widget_context: dict[str, Any] = {
-        "unread": unread,
-        "texts": chat_settings.WIDGET_TEXTS,
+        "config": config,
+        "unread": config["unread"],
+        "unread_display": "99+" if config["unread"] > 99 else str(config["unread"]),
+        "texts": config["texts"],
         "offset_desktop": chat_settings.WIDGET_OFFSET_DESKTOP,
         "offset_mobile": chat_settings.WIDGET_OFFSET_MOBILE,
-        "is_staff": roles.is_staff(user),
+        "loader_js": LOADER_JS,
+        "launcher_css": LAUNCHER_CSS,
     }
     return mark_safe(
-        render_to_string("support_chat/widget/button.html", widget_context, request=request)
+        render_to_string("support_chat/widget/widget.html", widget_context, request=request)
     )
