@@ -423,7 +423,7 @@ async def test_customer_socket_gets_each_event_once(people, sockets):
     assert kinds.count("unread:update") == 1, kinds
 
 
-def test_token_carries_no_session_key():
+async def test_token_carries_no_session_key():
     from django.core import signing
 
     class User:
