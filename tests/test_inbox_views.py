@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any
 
@@ -160,7 +161,8 @@ class TestPage:
         assert "Select a conversation" in html
         assert "Keyboard shortcuts" in html and 'id="sc-help"' in html
         # htmx from django-htmx, no CDN; the inbox script and CSS from the package.
-        assert '<script src="/static/django_htmx/htmx-2.min.js" defer></script>' in html
+        # (django-htmx 1.27, the last for Django 4.2, names the file htmx.min.js; later htmx-2.min.js)
+        assert re.search(r'<script src="/static/django_htmx/htmx(-2)?\.min\.js"', html)
         assert "/static/support_chat/inbox/inbox.js" in html
         assert "/static/support_chat/inbox/inbox.css" in html
         assert "unpkg.com" not in html and "cdn" not in html.lower()
