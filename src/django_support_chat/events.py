@@ -7,6 +7,7 @@ clients re-sync from the database on every (re)connect.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -56,14 +57,19 @@ def user_group(user_id: int) -> str:
 STAFF_GROUP = "support_chat.staff"
 
 
-def _send(group: str, event: dict[str, Any]) -> None:
+async def _send_all(groups: list[str], event: dict[str, Any]) -> None:
+    """Send ``event`` to every group at once: one hop from the caller's thread to the event
+    loop per event, not one per group (the database thread waits for each hop)."""
     layer = get_channel_layer()
     if layer is None:
         return
-    try:
-        async_to_sync(layer.group_send)(group, {"type": HANDLER_TYPE, "event": event})
-    except Exception:  # the database already holds the change; clients re-sync
-        logger.exception("Could not publish %s to %s", event.get("type"), group)
+    results = await asyncio.gather(
+        *(layer.group_send(group, {"type": HANDLER_TYPE, "event": event}) for group in groups),
+        return_exceptions=True,
+    )
+    for group, result in zip(groups, results, strict=True):
+        if isinstance(result, BaseException):  # the database already holds the change
+            logger.error("Could not publish %s to %s", event.get("type"), group, exc_info=result)
 
 
 def publish(groups: list[str], event_type: str, data: dict[str, Any]) -> None:
@@ -71,7 +77,9 @@ def publish(groups: list[str], event_type: str, data: dict[str, Any]) -> None:
     event = envelope(event_type, data)
 
     def send() -> None:
-        for group in groups:
-            _send(group, event)
+        try:
+            async_to_sync(_send_all)(groups, event)
+        except Exception:  # clients re-sync from the database
+            logger.exception("Could not publish %s to %s", event_type, groups)
 
     transaction.on_commit(send, robust=True)
