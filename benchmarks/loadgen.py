@@ -462,7 +462,7 @@ class LoadGen:
             "wall_seconds": (end_ns - st.first_send) / 1e9,
             "counters": {k: after.get(k, 0) - before.get(k, 0) for k in after},
             "gauges": {k: after[k] for k in after if k.endswith("_rss")},
-            "latencies_sample": sorted(all_lat)[:: max(1, len(all_lat) // 2000)],
+            "latencies_sample": sorted(all_lat)[:: max(1, len(all_lat) // 200)],
         }
         self.state = None
         return result

@@ -182,6 +182,8 @@ def ratio(a: float | None, b: float | None, digits: int = 1) -> str:
     r = a / b
     if r >= 100:
         return f"{r:,.0f}x"
+    if 0 < r < 0.01:
+        return "<0.01x"
     if 0 < r < 1:
         return f"{r:.2g}x"
     return f"{r:.{digits}f}x"
@@ -216,6 +218,7 @@ def plots(results: dict[str, Any], docs: Path) -> list[str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     written = []
     colors = {
@@ -247,6 +250,7 @@ def plots(results: dict[str, Any], docs: Path) -> list[str]:
                     ax.plot([p[0] for p in pts], [p[2] for p in pts], ":", color=colors[t])
             ax.axhline(P99_LIMIT_MS, color="k", lw=0.8, ls="--")
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_yscale("log")
             ax.set_title(f"N = {n} conversations")
             ax.set_xlabel("offered messages/s")
@@ -281,6 +285,7 @@ def plots(results: dict[str, Any], docs: Path) -> list[str]:
             low = low / 2 if low != float("inf") else 1.0
             ax.plot([low, top], [low, top], color="k", lw=0.6, ls="--")
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_yscale("log")
             ax.set_title(f"N = {n} conversations")
             ax.set_xlabel("offered messages/s")
@@ -295,13 +300,13 @@ def plots(results: dict[str, Any], docs: Path) -> list[str]:
 
         ref = reference_step(results)
         n, rate = (ref["n"], ref["rate_per_conv"]) if ref else headline_point(results)
-        fig, ax = plt.subplots(figsize=(6.5, 3.6))
+        fig, ax = plt.subplots(figsize=(7.5, 4.0))
         labels, parts = [], {"worker": [], "PostgreSQL": [], "Redis": []}
         for t in targets:
             st = step_at(results, t, n, rate)
             if st is None or not st["sent"]:
                 continue
-            labels.append(SHORT[t])
+            labels.append(SHORT[t].replace(", ", ",\n").replace(" (", "\n("))
             parts["worker"].append(cpu_net_per_msg(st, "worker_cpu") or 0)
             parts["PostgreSQL"].append(cpu_net_per_msg(st, "pg_cpu") or 0)
             parts["Redis"].append(cpu_net_per_msg(st, "redis_cpu") or 0)
@@ -499,9 +504,10 @@ def render(results: dict[str, Any], images: list[str]) -> str:
         row("SQL statements / message", lambda t: per_msg(pts[t], "sql_statements"), 1)
         row("Redis commands / message (net of heartbeats)", redis_net_per_msg_t(pts), 1)
         row("RSS per socket under load (KB)", lambda t: rss_under_load(pts[t]), 1)
+        top_count = max(results["config"].get("idle_counts") or [0])
         row(
-            "RSS per idle socket at max count (KB)",
-            lambda t: (max(rss[t].items())[1] / 1000) if rss.get(t) else None,
+            f"RSS per idle socket at {top_count:,} sockets (KB)",
+            lambda t: (rss[t][top_count] / 1000) if top_count in rss.get(t, {}) else None,
             1,
         )
         row("load generator CPU (% of one core)", lambda t: client_cpu_pct(pts[t]), 0, ratios=False)
@@ -968,7 +974,7 @@ def analysis(results: dict[str, Any]) -> list[str]:
         send = _share(prof, "send_message (django_support_chat")
         ser = _share(prof, "message_data (django_support_chat")
         bleach = _share(prof, "render_text (django_support_chat")
-        pub = _share(prof, "_send_all (django_support_chat")
+        pub = _share(prof, "publish.<locals>.send (django_support_chat")
         orm = _share(prof, "SQLCompiler.execute_sql")
         fanout = _share(prof, "BaseChatConsumer.chat_event")
         beat = _share(prof, "BaseChatConsumer.on_heartbeat")
@@ -984,10 +990,13 @@ def analysis(results: dict[str, Any]) -> list[str]:
             f"(Django ORM statements {fmt(orm, 0)} %), serialising the message (`message_data`, "
             f"twice per send: once for the event, once for the `message:sent` reply) {fmt(ser, 0)} % "
             f"of which bleach's linkify (`render_text`) {fmt(bleach, 0)} %, and publishing "
-            f"{fmt(pub, 0)} %; {fmt(loop, 0)} % on the event loop, of which inbound frames "
+            f"{fmt(pub, 0)} % (the `async_to_sync` hop from the database thread to the loop, twice per "
+            f"message, not the Redis `PUBLISH` itself); {fmt(loop, 0)} % on the event loop, of which inbound frames "
             f"(`receive`) {fmt(recv, 0)} %, fanning events out to sockets (`chat_event`) "
             f"{fmt(fanout, 0)} % and heartbeats with their Redis presence update {fmt(beat, 0)} %; "
-            "the rest of the loop's share is Channels, uvicorn, websockets and redis-py plumbing."
+            "the rest of the loop's share is Channels, uvicorn, websockets and redis-py plumbing. "
+            f"The remaining {fmt(100 - (db or 0) - (loop or 0), 0)} % are stacks py-spy could not "
+            "unwind to their thread's root (it samples without pausing the process)."
         )
         L.append("")
     tp = sustained(results, "plugin_threadpool")
@@ -1017,11 +1026,17 @@ def analysis(results: dict[str, Any]) -> list[str]:
         L.append("")
     idle = {r["target"]: r for r in results.get("idle", [])}
     if "plugin" in idle and "plugin_nodeflate" in idle:
-        a = max(p.get("rss_per_socket", 0) for p in idle["plugin"]["points"][1:])
-        b = max(p.get("rss_per_socket", 0) for p in idle["plugin_nodeflate"]["points"][1:])
+        asked = set(results["config"].get("idle_counts") or [])
+        a = max(p["rss_per_socket"] for p in idle["plugin"]["points"][1:] if p["sockets"] in asked)
+        b = max(
+            p["rss_per_socket"]
+            for p in idle["plugin_nodeflate"]["points"][1:]
+            if p["sockets"] in asked
+        )
         L.append(
             f"Idle memory: with permessage-deflate (what browsers negotiate by default) a socket "
-            f"costs the plugin's worker up to {a / 1000:.0f} KB; with the server's compression off "
+            f"costs the plugin's worker up to {a / 1000:.0f} KB (at 1,000-5,000 sockets); with the "
+            "server's compression off "
             f"(`--ws-per-message-deflate false`) {b / 1000:.0f} KB. The compression contexts of "
             "each socket are most of the difference."
         )
@@ -1038,6 +1053,10 @@ each is a proposal for the maintainers, not done here):
 - Fewer events per message: `message:new` and `unread:update` go to the same three groups, so
   every lobby socket gets two frames per message (the floor: one). Carrying the counters in
   `message:new` halves the fan-out.
+- Publish from the async side: each `events.publish` still crosses from the database thread
+  to the event loop with `async_to_sync` (twice per message), and that hop costs more of the
+  worker's CPU than the Redis publishes it carries. Publishing both events in one hop, or
+  returning them to the consumer to send after the database call, would remove it.
 - Fewer round trips per send: the consumer re-reads the conversation before `send_message`
   locks and reads it again, and `refresh_from_db` follows the counter `UPDATE` (an
   `UPDATE ... RETURNING` would do both).
