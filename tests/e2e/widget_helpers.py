@@ -183,6 +183,8 @@ def open_widget(page: Any) -> None:
     page.locator(".support-chat-launcher").click()
     page.locator(".scw-panel.scw-in").wait_for(state="visible")
     page.wait_for_function("document.activeElement?.classList.contains('scw-input')")
+    # Let the fade + slide-up transition finish, so measured boxes are the final ones.
+    page.wait_for_function("document.querySelector('.scw-panel').getAnimations().length === 0")
 
 
 def wait_connected(page: Any, timeout: float = 10_000) -> None:
