@@ -213,12 +213,33 @@ def status_of(st: dict[str, Any]) -> str:
 # -- plots -------------------------------------------------------------------------------------------
 
 
+def _save(fig: Any, path: Path) -> str:
+    """Write ``fig`` as a PNG next to performance.md and return its file name."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
+def _style_rate_axis(ax: Any, n: int) -> None:
+    """Log-log axes of one conversation count, offered rate on x."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_yscale("log")
+    ax.set_title(f"N = {n} conversations")
+    ax.set_xlabel("offered messages/s")
+    ax.grid(alpha=0.3, which="both")
+
+
 def plots(results: dict[str, Any], docs: Path) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullFormatter
 
     written = []
     colors = {
@@ -249,19 +270,10 @@ def plots(results: dict[str, Any], docs: Path) -> list[str]:
                     )
                     ax.plot([p[0] for p in pts], [p[2] for p in pts], ":", color=colors[t])
             ax.axhline(P99_LIMIT_MS, color="k", lw=0.8, ls="--")
-            ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(NullFormatter())
-            ax.set_yscale("log")
-            ax.set_title(f"N = {n} conversations")
-            ax.set_xlabel("offered messages/s")
-            ax.grid(alpha=0.3, which="both")
+            _style_rate_axis(ax, n)
         axes[0][0].set_ylabel("delivery latency, ms (p99 solid, p50 dotted)")
         axes[0][0].legend(fontsize=7)
-        fig.tight_layout()
-        path = docs / "performance-latency.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path.name)
+        written.append(_save(fig, docs / "performance-latency.png"))
 
         fig, axes = plt.subplots(1, len(ns), figsize=(4.2 * len(ns), 3.8), squeeze=False)
         for ax, n in zip(axes[0], ns, strict=True):
@@ -284,19 +296,10 @@ def plots(results: dict[str, Any], docs: Path) -> list[str]:
                     )
             low = low / 2 if low != float("inf") else 1.0
             ax.plot([low, top], [low, top], color="k", lw=0.6, ls="--")
-            ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(NullFormatter())
-            ax.set_yscale("log")
-            ax.set_title(f"N = {n} conversations")
-            ax.set_xlabel("offered messages/s")
-            ax.grid(alpha=0.3, which="both")
+            _style_rate_axis(ax, n)
         axes[0][0].set_ylabel("messages/s delivered to every recipient")
         axes[0][0].legend(fontsize=7)
-        fig.tight_layout()
-        path = docs / "performance-throughput.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path.name)
+        written.append(_save(fig, docs / "performance-throughput.png"))
 
         ref = reference_step(results)
         n, rate = (ref["n"], ref["rate_per_conv"]) if ref else headline_point(results)
@@ -317,11 +320,7 @@ def plots(results: dict[str, Any], docs: Path) -> list[str]:
         ax.set_ylabel("server CPU ms per message (net of idle)")
         ax.set_title(f"Server CPU per message at {n} conversations x {rate:g} msg/s")
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = docs / "performance-cpu.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path.name)
+        written.append(_save(fig, docs / "performance-cpu.png"))
 
     if results.get("idle"):
         fig, ax = plt.subplots(figsize=(6.5, 3.6))
@@ -332,11 +331,7 @@ def plots(results: dict[str, Any], docs: Path) -> list[str]:
         ax.set_ylabel("worker RSS, MiB")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = docs / "performance-memory.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path.name)
+        written.append(_save(fig, docs / "performance-memory.png"))
 
     if results.get("rest"):
         fig, ax = plt.subplots(figsize=(8, 3.8))
@@ -355,11 +350,7 @@ def plots(results: dict[str, Any], docs: Path) -> list[str]:
         ax.set_xticklabels([o.replace(" (", "\n(") for o in ops], fontsize=7)
         ax.set_ylabel("ms (bar p50, tick p99)")
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = docs / "performance-rest.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path.name)
+        written.append(_save(fig, docs / "performance-rest.png"))
     return written
 
 
