@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -130,7 +131,7 @@ class LayerProbe:
                     message = await asyncio.wait_for(self.layer.receive(channel), timeout)
                 except asyncio.TimeoutError:
                     return received
-                received.append(message["event"])
+                received.append(json.loads(message["text"]))
 
         return async_to_sync(_drain)()
 

@@ -2,21 +2,28 @@
 
 Events are published after the database transaction commits (``transaction.on_commit``
 with ``robust=True``), so a failed broadcast never loses or rolls back a stored change;
-clients re-sync from the database on every (re)connect.
+clients re-sync from the database on every (re)connect. Each event is serialised to JSON
+once, when it is published.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import json
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
 
 logger = logging.getLogger("django_support_chat.events")
+
+T = TypeVar("T")
 
 PROTOCOL_VERSION = 1
 
@@ -57,28 +64,84 @@ def user_group(user_id: int) -> str:
 STAFF_GROUP = "support_chat.staff"
 
 
-async def _send_all(groups: list[str], event: dict[str, Any]) -> None:
-    """Send ``event`` to every group at once: one hop from the caller's thread to the event
-    loop per event, not one per group (the database thread waits for each hop)."""
+def group_message(event: dict[str, Any], origin: str | None = None) -> dict[str, Any]:
+    """The channel-layer message that carries ``event``: serialised to JSON once here, so
+    each receiving socket sends the text as it is instead of encoding it again."""
+    message: dict[str, Any] = {"type": HANDLER_TYPE, "text": json.dumps(event)}
+    if origin is not None:
+        message["origin"] = origin  # the sending socket skips its own typing / presence
+    return message
+
+
+async def send_to_groups(groups: list[str], message: dict[str, Any]) -> None:
+    """Send one layer message to every group at once; a failure is logged, not raised
+    (the database already holds the change and clients re-sync on reconnect)."""
     layer = get_channel_layer()
     if layer is None:
         return
     results = await asyncio.gather(
-        *(layer.group_send(group, {"type": HANDLER_TYPE, "event": event}) for group in groups),
-        return_exceptions=True,
+        *(layer.group_send(group, message) for group in groups), return_exceptions=True
     )
     for group, result in zip(groups, results, strict=True):
-        if isinstance(result, BaseException):  # the database already holds the change
-            logger.error("Could not publish %s to %s", event.get("type"), group, exc_info=result)
+        if isinstance(result, BaseException):
+            logger.error("Could not publish to %s", group, exc_info=result)
+
+
+# Set by ``call_and_publish`` around a database call made from the event loop: events
+# committed inside it are queued here and sent by the loop, instead of the database
+# thread blocking on an ``async_to_sync`` hop to the (busy) loop for each one.
+_queued: contextvars.ContextVar[list[tuple[list[str], dict[str, Any]]] | None] = (
+    contextvars.ContextVar("support_chat_queued_events", default=None)
+)
+
+
+_background: set[asyncio.Future[None]] = set()  # flushes whose caller was cancelled
+
+
+async def call_and_publish(func: Callable[..., T], *args: Any) -> T:
+    """Run ``func(*args)`` on the database thread (``database_sync_to_async``); then send
+    the events its transactions committed from the event loop, in commit order. Events are
+    sent even when ``func`` raises after a commit, or when the caller is cancelled (they go
+    out once the database call ends)."""
+    queue: list[tuple[list[str], dict[str, Any]]] = []
+    token = _queued.set(queue)
+    try:
+        call = asyncio.ensure_future(database_sync_to_async(func)(*args))  # copies the context
+    finally:
+        _queued.reset(token)
+
+    async def flush() -> None:
+        for groups, message in queue:
+            await send_to_groups(groups, message)
+
+    try:
+        return await asyncio.shield(call)
+    finally:
+        if call.done():
+            await flush()
+        else:  # cancelled while the database thread still runs
+
+            def flush_later(done: asyncio.Future[T]) -> None:
+                if not done.cancelled():
+                    done.exception()  # mark it retrieved: nobody awaits it any more
+                task = asyncio.ensure_future(flush())
+                _background.add(task)
+                task.add_done_callback(_background.discard)
+
+            call.add_done_callback(flush_later)
 
 
 def publish(groups: list[str], event_type: str, data: dict[str, Any]) -> None:
     """Send one event to ``groups`` once the current transaction commits."""
-    event = envelope(event_type, data)
+    message = group_message(envelope(event_type, data))
+    queue = _queued.get()
 
     def send() -> None:
+        if queue is not None:
+            queue.append((groups, message))
+            return
         try:
-            async_to_sync(_send_all)(groups, event)
+            async_to_sync(send_to_groups)(groups, message)
         except Exception:  # clients re-sync from the database
             logger.exception("Could not publish %s to %s", event_type, groups)
 

@@ -126,26 +126,26 @@ def send_message(
                 client_id=client_id,
                 created_at=now,
             )
-            counter = "unread_staff_count" if side == Side.USER else "unread_user_count"
-            own_counter = "unread_user_count" if side == Side.USER else "unread_staff_count"
-            own_read = "user_read_id" if side == Side.USER else "staff_read_id"
-            own_delivered = "user_delivered_id" if side == Side.USER else "staff_delivered_id"
-            Conversation.objects.filter(pk=locked.pk).update(
-                **{
-                    counter: F(counter) + 1,
-                    # The sender has obviously seen everything up to its own message (the
-                    # newest: the row lock serialises sends), so its side has nothing unread.
-                    own_read: message.pk,
-                    own_delivered: message.pk,
-                    own_counter: 0,
-                    # One counter reset on reopen; a customer message always leaves it open.
-                    "status": Conversation.Status.OPEN,
-                    "last_message": message,
-                    "last_message_at": now,
-                    "updated_at": now,
-                }
-            )
-            locked.refresh_from_db()
+            prefix, other = ("user", "staff") if side == Side.USER else ("staff", "user")
+            customer_unread_before = locked.unread_user_count
+            # The sender has obviously seen everything up to its own message (the newest:
+            # the row lock serialises sends), so its side has nothing unread. A customer
+            # message always leaves the conversation open.
+            changes: dict[str, Any] = {
+                f"{prefix}_read_id": message.pk,
+                f"{prefix}_delivered_id": message.pk,
+                f"unread_{prefix}_count": 0,
+                "status": Conversation.Status.OPEN,
+                "last_message": message,
+                "last_message_at": now,
+                "updated_at": now,
+            }
+            counter = f"unread_{other}_count"
+            Conversation.objects.filter(pk=locked.pk).update(**changes, **{counter: F(counter) + 1})
+            # The same values in memory, without reading the row back: it is locked.
+            for name, value in changes.items():
+                setattr(locked, name, value)
+            setattr(locked, counter, getattr(locked, counter) + 1)
             message.conversation = locked
             if side == Side.STAFF:
                 _audit(sender, AuditEntry.Action.REPLY, locked, message_id=message.pk)
@@ -160,13 +160,16 @@ def send_message(
                     type=Notification.Type.MESSAGE_RECEIVED,
                     payload={"conversation_id": locked.pk, "message_id": message.pk},
                 )
-            payload = message_data(message, locked)
+            # The counters ride on message:new (the lobby needs no unread:update for a
+            # send); the customer's badge sockets hear only if their count changed.
             events.publish(
                 _groups(locked),
                 events.MESSAGE_NEW,
-                {"conversation_id": locked.pk, "message": payload},
+                {"conversation_id": locked.pk, "message": message_data(message, locked)}
+                | _unread_counts(locked),
             )
-            _publish_unread(locked)
+            if locked.unread_user_count != customer_unread_before:
+                _publish_unread(locked, [events.user_group(locked.customer_id)])
             if reopened:
                 _publish_conversation(locked, "reopened")
     except IntegrityError:
@@ -189,17 +192,20 @@ def _copy_state(source: Conversation, target: Conversation) -> None:
             setattr(target, field.attname, getattr(source, field.attname))
 
 
-def _publish_unread(conversation: Conversation) -> None:
+def _unread_counts(conversation: Conversation) -> dict[str, int]:
+    return {
+        "unread_user_count": conversation.unread_user_count,
+        "unread_staff_count": conversation.unread_staff_count,
+    }
+
+
+def _publish_unread(conversation: Conversation, groups: list[str] | None = None) -> None:
     events.publish(
-        # The customer's sockets (every conversation: the badge is a total) and the lobby;
-        # not the conversation group, or a customer socket would get each update twice.
-        [events.user_group(conversation.customer_id), events.STAFF_GROUP],
+        # By default the customer's sockets (every conversation: the badge is a total) and
+        # the lobby; not the conversation group, or a customer socket would get it twice.
+        groups or [events.user_group(conversation.customer_id), events.STAFF_GROUP],
         events.UNREAD_UPDATE,
-        {
-            "conversation_id": conversation.pk,
-            "unread_user_count": conversation.unread_user_count,
-            "unread_staff_count": conversation.unread_staff_count,
-        },
+        {"conversation_id": conversation.pk} | _unread_counts(conversation),
     )
 
 

@@ -8,6 +8,7 @@ Frames and close codes are documented in docs/protocol.md.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import time
@@ -171,9 +172,11 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         if await store.disconnect(self.user.pk, self.channel_name, self.side == Side.STAFF):
             await self.broadcast_presence(online=False)
 
-    async def send_json(self, content: Any, close: bool = False) -> None:
+    async def send(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
+    ) -> None:
         try:
-            await super().send_json(content, close=close)
+            await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
         except Exception as exc:
             # The client left while an event was on its way: uvicorn raises here and then
             # never delivers websocket.disconnect, so clean up now or presence lingers.
@@ -196,11 +199,11 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         if self.side == Side.STAFF:
             data["support_online"] = online or await get_presence_store().staff_online()
             groups.append(CUSTOMERS_GROUP)
-        event = events.envelope(events.PRESENCE_UPDATE, data)
+        message = events.group_message(
+            events.envelope(events.PRESENCE_UPDATE, data), origin=self.channel_name
+        )
         for group in groups:
-            await self.channel_layer.group_send(
-                group, {"type": events.HANDLER_TYPE, "event": event, "origin": self.channel_name}
-            )
+            await self.channel_layer.group_send(group, message)
 
     async def counterpart_presence(self) -> dict[str, Any] | None:
         return None
@@ -297,7 +300,10 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
     async def chat_event(self, message: dict[str, Any]) -> None:
         if message.get("origin") == self.channel_name:
             return  # never echo a socket's own typing / presence back to it
-        await self.send_json(message["event"])
+        if "text" in message:
+            await self.send(text_data=message["text"])  # serialised once, by the publisher
+        else:
+            await self.send_json(message["event"])
 
     async def chat_session_ended(self, message: dict[str, Any]) -> None:
         ended = message.get("session")
@@ -349,20 +355,23 @@ class ConversationConsumerMixin(BaseChatConsumer):
     async def on_send(self, data: dict[str, Any], ref: Any) -> None:
         assert self.conversation is not None
 
+        # A copy: the service locks and re-reads the row, and refreshes the instance it is
+        # given; this socket's own instance is left to the event loop.
+        conversation = copy.copy(self.conversation)
+
         def send() -> tuple[dict[str, Any] | None, bool, float | None]:
             # Same budget as the REST endpoint: one throttle, one cache key per user.
             throttle = ChatRateThrottle()
             fake_request = SimpleNamespace(user=self.user, META={})
             if not throttle.allow_request(fake_request, SimpleNamespace(throttle_scope=SEND_SCOPE)):
                 return None, False, throttle.wait()
-            conversation = Conversation.objects.get(pk=self.conversation.pk)  # type: ignore[union-attr]
             message, created = services.send_message(
                 conversation, self.user, data.get("text"), data.get("client_id")
             )
             return message_data(message, conversation), created, None
 
         try:
-            payload, created, wait = await database_sync_to_async(send)()
+            payload, created, wait = await events.call_and_publish(send)
         except ValidationError as exc:
             fields = exc.message_dict if hasattr(exc, "error_dict") else {"text": exc.messages}
             raise FrameError("invalid", _("The message was not stored."), fields) from None
@@ -395,7 +404,7 @@ class ConversationConsumerMixin(BaseChatConsumer):
         )
         await self.channel_layer.group_send(
             events.conversation_group(self.conversation.pk),
-            {"type": events.HANDLER_TYPE, "event": event, "origin": self.channel_name},
+            events.group_message(event, origin=self.channel_name),
         )
 
     async def on_typing_start(self, data: dict[str, Any], ref: Any) -> None:
@@ -426,13 +435,9 @@ class ConversationConsumerMixin(BaseChatConsumer):
 
     async def _conversation_call(self, func: Any, *args: Any) -> None:
         assert self.conversation is not None
-        pk = self.conversation.pk
-
-        def call() -> None:
-            func(Conversation.objects.get(pk=pk), self.user, *args)
-
+        conversation = copy.copy(self.conversation)  # see on_send
         try:
-            await database_sync_to_async(call)()
+            await events.call_and_publish(func, conversation, self.user, *args)
         except ChatError as exc:
             raise FrameError(exc.code, exc.message) from None
 

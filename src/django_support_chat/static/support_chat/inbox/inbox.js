@@ -379,6 +379,7 @@
 
   function onLobbyMessage(data) {
     var message = data.message;
+    if (typeof data.unread_staff_count === "number") setUnread(data.conversation_id, data.unread_staff_count);
     var row = rowEl(data.conversation_id);
     if (!row || !message) {
       refreshRow(data.conversation_id);
