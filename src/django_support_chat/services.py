@@ -12,7 +12,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, OuterRef, Q, Subquery
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -98,19 +98,23 @@ def send_message(
     client_id = parse_client_id(client_id)
     side = side_of(sender, conversation)
 
-    # A resend (same client_id) is answered from the check under the row lock below: one
-    # query per send fewer than checking here as well.
     reopened = False
     try:
         with transaction.atomic():
             # Lock the conversation first: sends to one conversation are serialised, so
             # message ids grow in commit order and "everything after id N" misses nothing.
-            locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
-            existing = Message.objects.filter(
-                conversation=locked, sender=sender, client_id=client_id
-            ).first()
-            if existing is not None:
-                return existing, False
+            # The resend check rides on the same statement. A resend committed while this
+            # one waited for the lock is not seen here, but the unique constraint stops it.
+            resend = Message.objects.filter(
+                conversation=OuterRef("pk"), sender=sender, client_id=client_id
+            ).values("pk")[:1]
+            locked = (
+                Conversation.objects.select_for_update()
+                .annotate(resend_id=Subquery(resend))
+                .get(pk=conversation.pk)
+            )
+            if locked.resend_id is not None:
+                return Message.objects.get(pk=locked.resend_id), False
             if not locked.is_open:
                 if side == Side.STAFF:
                     raise ConversationClosed(
@@ -173,7 +177,8 @@ def send_message(
             if reopened:
                 _publish_conversation(locked, "reopened")
     except IntegrityError:
-        # A concurrent resend with the same client_id won the race (SQLite has no row lock).
+        # A concurrent resend with the same client_id won the race: it committed while this
+        # one waited for the row lock (or, on SQLite, which has no row lock, at any time).
         existing = Message.objects.filter(
             conversation=conversation, sender=sender, client_id=client_id
         ).first()

@@ -6,6 +6,7 @@ rendered as live HTML: ``render_text`` escapes it and then linkifies URLs with b
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -64,6 +65,7 @@ def _set_link_attrs(attrs: dict[Any, str], new: bool = False) -> dict[Any, str] 
 _linker = Linker(callbacks=[_set_link_attrs], skip_tags=["pre", "code"], parse_email=False)
 
 
+@functools.lru_cache(maxsize=512)  # a send renders its message for the event and the reply
 def render_text(text: str) -> str:
     """Escape ``text`` and turn bare URLs into safe links. The result is safe HTML."""
     return _linker.linkify(escape(text))
