@@ -406,6 +406,50 @@ async def test_silent_client_is_dropped_and_shown_offline(people, sockets, chat_
     assert output["code"] == consumers.CLOSE_HEARTBEAT_TIMEOUT
 
 
+async def test_counterparts_on_a_dead_worker_come_and_go_with_their_presence_entry(
+    people, sockets, chat_settings
+):
+    """A peer whose worker died never broadcasts: the watchdog's re-check (one batched
+    question per consumer class) shows it online while its entry lives, offline once the
+    entry expires."""
+    from django_support_chat.presence import get_presence_store
+
+    chat_settings(HEARTBEAT_INTERVAL=1, PRESENCE_TTL=2)
+    conv = people["conv"]
+    staff = await connect(sockets, f"/ws/chat/admin/{conv.pk}/", people["staff"])
+    other_staff = await connect(sockets, f"/ws/chat/admin/{conv.pk}/", people["staff2"])
+    bob = await connect(sockets, f"/ws/chat/user/{people['other'].pk}/", people["bob"])
+    # Entries left by a worker that died: no presence:update was ever sent for them.
+    store = get_presence_store()
+    await store.connect(people["alice"].pk, "dead-worker.alice", False)
+
+    async def heartbeats(seconds: float) -> None:
+        for _ in range(int(seconds / 0.5)):
+            await asyncio.sleep(0.5)
+            for socket in (staff, other_staff, bob):
+                await socket.send("heartbeat")
+
+    beating = asyncio.ensure_future(heartbeats(6))
+    try:
+        for socket in (staff, other_staff):
+            online = await socket.expect(
+                "presence:update", where=lambda f: f["data"].get("user_id") == people["alice"].pk
+            )
+            assert online["data"]["online"] is True
+            offline = await socket.expect(
+                "presence:update",
+                where=lambda f: f["data"].get("user_id") == people["alice"].pk,
+                timeout=5,
+            )
+            assert offline["data"] == {
+                "user_id": people["alice"].pk,
+                "online": False,
+                "side": "user",
+            }
+    finally:
+        beating.cancel()
+
+
 async def test_customer_socket_gets_each_event_once(people, sockets):
     from django_support_chat import services
 

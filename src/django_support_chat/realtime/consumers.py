@@ -12,6 +12,7 @@ import copy
 import json
 import logging
 import time
+import weakref
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs
@@ -64,6 +65,67 @@ def _int_field(data: dict[str, Any], name: str, required: bool = True) -> int | 
     return value
 
 
+class Watchdog:
+    """One task per event loop, not one per socket (a task and its timer cost each idle
+    socket a few KB). Every ``HEARTBEAT_INTERVAL`` it closes sockets whose client has been
+    silent for two intervals (4408) and re-checks the counterpart presence of the others,
+    batched per consumer class, so a peer whose worker died shows offline once its entry
+    expires."""
+
+    _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Watchdog] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self) -> None:
+        self.sockets: set[BaseChatConsumer] = set()
+        self.task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def for_running_loop(cls) -> Watchdog:
+        loop = asyncio.get_running_loop()
+        watchdog = cls._by_loop.get(loop)
+        if watchdog is None:
+            watchdog = cls._by_loop[loop] = cls()
+        return watchdog
+
+    def add(self, socket: BaseChatConsumer) -> None:
+        self.sockets.add(socket)
+        if self.task is None or self.task.done():
+            self.task = asyncio.ensure_future(self._run())
+
+    def discard(self, socket: BaseChatConsumer) -> None:
+        self.sockets.discard(socket)
+
+    async def _run(self) -> None:
+        while self.sockets:
+            await asyncio.sleep(chat_settings.HEARTBEAT_INTERVAL)
+            try:
+                await self.sweep()
+            except Exception:  # a Redis hiccup must not stop the watchdog
+                logger.exception("Heartbeat sweep failed")
+
+    async def sweep(self) -> None:
+        limit = time.monotonic() - 2 * chat_settings.HEARTBEAT_INTERVAL
+        by_class: dict[type[BaseChatConsumer], list[BaseChatConsumer]] = {}
+        for socket in list(self.sockets):
+            if socket.last_seen < limit:
+                await self._guarded(socket.close_with(CLOSE_HEARTBEAT_TIMEOUT))
+            else:
+                by_class.setdefault(type(socket), []).append(socket)
+        for cls, sockets in by_class.items():
+            updates = await cls.counterpart_presences(sockets)
+            for socket, update in zip(sockets, updates, strict=True):
+                if socket in self.sockets:  # not closed meanwhile
+                    await self._guarded(socket.show_counterpart(update))
+
+    @staticmethod
+    async def _guarded(step: Any) -> None:
+        try:
+            await step
+        except Exception:  # that socket is gone (StopConsumer included); the others go on
+            logger.debug("Watchdog step failed", exc_info=True)
+
+
 class BaseChatConsumer(AsyncJsonWebsocketConsumer):
     """Authentication, heartbeats, presence, flood control and the frame loop."""
 
@@ -80,7 +142,6 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         self.frame_times: list[float] = []
         self.typing_sent_at = 0.0
         self.typing_task: asyncio.Task[None] | None = None
-        self.watchdog: asyncio.Task[None] | None = None
         self.last_seen = time.monotonic()
         self.counterpart_online: bool | None = None
         self.present = False
@@ -103,7 +164,7 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         if await store.connect(self.user.pk, self.channel_name, is_staff):
             await self.broadcast_presence(online=True)
         await self.send_json(await self.hello())
-        self.watchdog = asyncio.ensure_future(self._watch())
+        Watchdog.for_running_loop().add(self)
 
     async def refuse(self, code: int) -> None:
         """Accept, then close with ``code``: closing before accepting would reach the
@@ -149,9 +210,9 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         """Leave presence and groups. Runs on disconnect and before any server-side close,
         so a socket closed by the server stops counting at once. Each step is guarded: a
         layer hiccup must not keep a user online (their entry would expire anyway)."""
-        for task in (self.typing_task, getattr(self, "watchdog", None)):
-            if task is not None and task is not asyncio.current_task():
-                task.cancel()
+        Watchdog.for_running_loop().discard(self)
+        if self.typing_task is not None and self.typing_task is not asyncio.current_task():
+            self.typing_task.cancel()
         steps = []
         if getattr(self, "present", False):
             self.present = False
@@ -208,22 +269,17 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
     async def counterpart_presence(self) -> dict[str, Any] | None:
         return None
 
-    async def _watch(self) -> None:
-        """Close sockets whose client stopped sending heartbeats; re-check the counterpart's
-        presence every interval so an expired peer shows offline even if its worker died."""
-        interval = chat_settings.HEARTBEAT_INTERVAL
-        try:
-            while True:
-                await asyncio.sleep(interval)
-                if time.monotonic() - self.last_seen > 2 * interval:
-                    await self.close_with(CLOSE_HEARTBEAT_TIMEOUT)
-                    return
-                update = await self.counterpart_presence()
-                if update is not None and update["online"] != self.counterpart_online:
-                    self.counterpart_online = update["online"]
-                    await self.send_json(events.envelope(events.PRESENCE_UPDATE, update))
-        except asyncio.CancelledError:
-            pass
+    @classmethod
+    async def counterpart_presences(
+        cls, sockets: list[BaseChatConsumer]
+    ) -> list[dict[str, Any] | None]:
+        """``counterpart_presence`` of many sockets of this class (subclasses batch it)."""
+        return [await socket.counterpart_presence() for socket in sockets]
+
+    async def show_counterpart(self, update: dict[str, Any] | None) -> None:
+        if update is not None and update["online"] != self.counterpart_online:
+            self.counterpart_online = update["online"]
+            await self.send_json(events.envelope(events.PRESENCE_UPDATE, update))
 
     # -- inbound frames -------------------------------------------------------------
 
@@ -346,6 +402,12 @@ class ConversationConsumerMixin(BaseChatConsumer):
             conversation, self.side
         )
         frame["data"]["last_message_id"] = conversation.last_message_id or 0
+        # Keep only the row itself for the socket's lifetime, not the customer, assignee and
+        # last message loaded for the hello frame (about 2 KB per idle socket).
+        names = [field.attname for field in Conversation._meta.concrete_fields]
+        self.conversation = Conversation.from_db(
+            conversation._state.db, names, [getattr(conversation, name) for name in names]
+        )
         presence = await self.counterpart_presence()
         if presence is not None:
             self.counterpart_online = presence["online"]
@@ -489,6 +551,14 @@ class CustomerConsumer(ConversationConsumerMixin):
         online = await get_presence_store().staff_online()
         return {"support_online": online, "online": online, "side": Side.STAFF.value}
 
+    @classmethod
+    async def counterpart_presences(
+        cls, sockets: list[BaseChatConsumer]
+    ) -> list[dict[str, Any] | None]:
+        online = await get_presence_store().staff_online()  # one question for every socket
+        update = {"support_online": online, "online": online, "side": Side.STAFF.value}
+        return [dict(update) for _ in sockets]
+
 
 class StaffConversationConsumer(ConversationConsumerMixin):
     """``ws/chat/admin/<conversation_id>/``: staff inside one conversation."""
@@ -506,6 +576,14 @@ class StaffConversationConsumer(ConversationConsumerMixin):
         customer_id = self.conversation.customer_id
         online = await get_presence_store().is_online(customer_id)
         return {"user_id": customer_id, "online": online, "side": Side.USER.value}
+
+    @classmethod
+    async def counterpart_presences(
+        cls, sockets: list[BaseChatConsumer]
+    ) -> list[dict[str, Any] | None]:
+        ids = [socket.conversation.customer_id for socket in sockets]  # type: ignore[union-attr]
+        online = await get_presence_store().online(sorted(set(ids)))
+        return [{"user_id": pk, "online": pk in online, "side": Side.USER.value} for pk in ids]
 
 
 class StaffLobbyConsumer(BaseChatConsumer):
