@@ -37,8 +37,3 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
 }
-
-if os.environ.get("BENCH_SWITCH_INTERVAL"):
-    import sys
-
-    sys.setswitchinterval(float(os.environ["BENCH_SWITCH_INTERVAL"]))

@@ -131,7 +131,6 @@ def send_message(
                 created_at=now,
             )
             prefix, other = ("user", "staff") if side == Side.USER else ("staff", "user")
-            customer_unread_before = locked.unread_user_count
             # The sender has obviously seen everything up to its own message (the newest:
             # the row lock serialises sends), so its side has nothing unread. A customer
             # message always leaves the conversation open.
@@ -164,16 +163,13 @@ def send_message(
                     type=Notification.Type.MESSAGE_RECEIVED,
                     payload={"conversation_id": locked.pk, "message_id": message.pk},
                 )
-            # The counters ride on message:new (the lobby needs no unread:update for a
-            # send); the customer's badge sockets hear only if their count changed.
+            # The counters ride on message:new: no unread:update for a send.
             events.publish(
                 _groups(locked),
                 events.MESSAGE_NEW,
                 {"conversation_id": locked.pk, "message": message_data(message, locked)}
                 | _unread_counts(locked),
             )
-            if locked.unread_user_count != customer_unread_before:
-                _publish_unread(locked, [events.user_group(locked.customer_id)])
             if reopened:
                 _publish_conversation(locked, "reopened")
     except IntegrityError:
@@ -204,11 +200,11 @@ def _unread_counts(conversation: Conversation) -> dict[str, int]:
     }
 
 
-def _publish_unread(conversation: Conversation, groups: list[str] | None = None) -> None:
+def _publish_unread(conversation: Conversation) -> None:
     events.publish(
-        # By default the customer's sockets (every conversation: the badge is a total) and
-        # the lobby; not the conversation group, or a customer socket would get it twice.
-        groups or [events.user_group(conversation.customer_id), events.STAFF_GROUP],
+        # The customer's sockets (every conversation: the badge is a total) and the lobby;
+        # not the conversation group, or a customer socket would get it twice.
+        [events.user_group(conversation.customer_id), events.STAFF_GROUP],
         events.UNREAD_UPDATE,
         {"conversation_id": conversation.pk} | _unread_counts(conversation),
     )

@@ -48,7 +48,7 @@
       if (type == "hello") {
         tries = 0;
         beat = setInterval(() => ws.send('{"type":"heartbeat"}'), data.heartbeat_interval * 1e3);
-      } else if (type == "unread:update" && data.conversation_id == cfg.conversation) {
+      } else if ("unread_user_count" in data && data.conversation_id == cfg.conversation) {
         setBadge(data.unread_user_count);
         if (data.unread_user_count) load().catch(noop);
       }

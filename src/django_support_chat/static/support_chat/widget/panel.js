@@ -970,7 +970,10 @@
           if (data.has_more) requestSync();
           break;
         case "message:new":
-          if (data.conversation_id === convId) receive([data.message], true);
+          if (data.conversation_id !== convId) break;
+          receive([data.message], true);
+          // A new message carries the counters: no separate unread:update follows it.
+          if ("unread_user_count" in data) setBadge(data.unread_user_count);
           break;
         case "message:sent":
           receive([data.message], false);
