@@ -123,6 +123,17 @@ class TestSendMessage:
         assert again.pk == first.pk
         assert again.text == "original"
 
+    def test_resend_refreshes_the_callers_conversation(self, conversation, customer, staff):
+        """A retry's reply shows the message's current status, not the caller's stale copy."""
+        client_id = uuid.uuid4()
+        first = send(conversation, customer, "hi", client_id)
+        stale = Conversation.objects.get(pk=conversation.pk)
+        services.mark_read(conversation, staff)
+        again, created = services.send_message(stale, customer, "hi", client_id)
+        assert not created and again.pk == first.pk
+        assert stale.staff_read_id == first.pk
+        assert again.status_for_recipient(stale) == "read"
+
     def test_client_id_scoped_per_sender(self, conversation, customer, staff):
         client_id = uuid.uuid4()
         a = send(conversation, customer, "a", client_id)

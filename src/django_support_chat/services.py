@@ -114,6 +114,7 @@ def send_message(
                 .get(pk=conversation.pk)
             )
             if locked.resend_id is not None:
+                _copy_state(locked, conversation)
                 return Message.objects.get(pk=locked.resend_id), False
             if not locked.is_open:
                 if side == Side.STAFF:
