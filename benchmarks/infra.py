@@ -213,9 +213,16 @@ class Services:
     # -- ASGI servers ---------------------------------------------------------------------------
 
     def start_uvicorn(
-        self, app: str, env: dict[str, str], *, deflate: bool = True, name: str = "server"
+        self,
+        app: str,
+        env: dict[str, str],
+        *,
+        deflate: bool = True,
+        name: str = "server",
+        workers: int = 1,
     ) -> tuple[subprocess.Popen[Any], int]:
-        """One uvicorn process (no --workers: a single worker) serving ``app``."""
+        """uvicorn serving ``app``: one process, or with ``workers`` > 1 a supervisor and
+        that many worker processes (``--workers``) sharing the port."""
         port = free_port()
         full_env = {
             **os.environ,
@@ -249,6 +256,8 @@ class Services:
         ]
         if not deflate:
             cmd += ["--ws-per-message-deflate", "false"]
+        if workers > 1:
+            cmd += ["--workers", str(workers)]
         proc = subprocess.Popen(
             cmd, cwd=ROOT / "example_project", env=full_env, stdout=log, stderr=subprocess.STDOUT
         )
@@ -322,8 +331,15 @@ def proc_cpu(pid: int, include_reaped: bool = False) -> float:
 
 
 def proc_rss(pid: int) -> int:
+    """RSS of a process and its live children (uvicorn ``--workers``: the supervisor and its
+    workers; pages they share are counted once per process)."""
     try:
-        return int(psutil.Process(pid).memory_info().rss)
+        p = psutil.Process(pid)
+        total = p.memory_info().rss
+        for child in p.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += child.memory_info().rss
+        return int(total)
     except psutil.NoSuchProcess:
         return 0
 

@@ -68,9 +68,11 @@ class Config:
             "channels_pubsub",
             "plugin",
             "plugin_threadpool",
+            "plugin_2workers",
         ]
     )
-    # the experiment (plugin_threadpool) only runs up to this N, to bound the run time
+    # the experiments (plugin_threadpool, plugin_2workers) only run up to this N, to bound
+    # the run time
     experiment_max_n: int = 500
 
 
@@ -92,12 +94,15 @@ QUICK = Config(
     targets=["redis_pubsub", "channels_core", "channels_pubsub", "plugin"],
 )
 
+EXPERIMENTS = ("plugin_threadpool", "plugin_2workers")
+
 TARGET_LABELS = {
     "plugin": "django-support-chat",
     "channels_pubsub": "bare Channels, RedisPubSubChannelLayer",
     "channels_core": "bare Channels, RedisChannelLayer",
     "redis_pubsub": "raw Redis pub/sub (no server)",
     "plugin_threadpool": "EXPERIMENT: plugin with consumers' DB calls on a thread pool",
+    "plugin_2workers": "EXPERIMENT: plugin on two uvicorn workers (--workers 2)",
 }
 
 
@@ -178,7 +183,10 @@ class Probe:
         out = {
             "wall": time.perf_counter(),
             "client_cpu": t.user + t.system,
-            "worker_cpu": proc_cpu(self.worker_pid) if self.worker_pid else 0.0,
+            # with its children: uvicorn --workers runs the workers as child processes
+            "worker_cpu": proc_cpu(self.worker_pid, include_reaped=True)
+            if self.worker_pid
+            else 0.0,
             "pg_cpu": proc_cpu(self.svc.postmaster_pid() or 0, include_reaped=True),
             "redis_cpu": proc_cpu(self.svc.redis_proc.pid) if self.svc.redis_proc else 0.0,
             "redis_cmds": float(redis_commands(self.r)),
@@ -235,15 +243,18 @@ def start_target(
     """Start the server of ``name`` (if it has one); returns (target, process or None)."""
     compression = "deflate" if deflate else None
     env = {"REDIS_URL": svc.redis_url, "DATABASE_URL": svc.database_url}
-    if name in ("plugin", "plugin_threadpool"):
+    if name in ("plugin", "plugin_threadpool", "plugin_2workers"):
         app = (
-            "example.asgi:application" if name == "plugin" else "plugin_threadpool_asgi:application"
+            "plugin_threadpool_asgi:application"
+            if name == "plugin_threadpool"
+            else "example.asgi:application"
         )
         proc, port = svc.start_uvicorn(
             app,
             {**env, "DJANGO_SETTINGS_MODULE": "bench_settings"},
             deflate=deflate,
             name=name,
+            workers=2 if name == "plugin_2workers" else 1,
         )
         return fx.plugin(port, name=name, compression=compression), proc
     if name in ("channels_pubsub", "channels_core"):
@@ -679,7 +690,7 @@ def main() -> int:
             runs = []
             for n in cfg.conversations:
                 for name in cfg.targets:  # interleaved: noise hits every target alike
-                    if name == "plugin_threadpool" and n > cfg.experiment_max_n:
+                    if name in EXPERIMENTS and n > cfg.experiment_max_n:
                         continue
                     target, proc = start_target(svc, name, fx)
                     probe.worker_pid = proc.pid if proc else None

@@ -102,7 +102,8 @@ async def test_a_cancelled_caller_still_publishes_once_the_call_ends(listener):
 
 
 async def test_synchronous_callers_publish_on_commit(layer, listener):
-    from asgiref.sync import sync_to_async
+    from channels.db import database_sync_to_async
 
-    await sync_to_async(committed)(3)  # a view or a command: no call_and_publish around it
+    # a view or a command: no call_and_publish around it
+    await database_sync_to_async(committed)(3)
     assert [e["data"]["n"] for e in await listener()] == [3]
