@@ -37,6 +37,12 @@ class PresenceStore:
     async def heartbeat(self, user_id: int, conn_id: str, staff: bool) -> None:
         raise NotImplementedError
 
+    async def refresh(self, connections: list[tuple[int, str, bool]]) -> None:
+        """Renew the entries of many live connections, ``(user_id, conn_id, staff)`` each.
+        Workers call it once per heartbeat interval for all their open sockets."""
+        for user_id, conn_id, staff in connections:
+            await self.heartbeat(user_id, conn_id, staff)
+
     async def disconnect(self, user_id: int, conn_id: str, staff: bool) -> bool:
         raise NotImplementedError
 
@@ -117,6 +123,9 @@ return {removed, redis.call('ZCARD', KEYS[1])}
 """
 
 
+REFRESH_CHUNK = 500  # connections per pipeline in ``refresh``
+
+
 class RedisPresenceStore(PresenceStore):
     """Presence in Redis, shared by every worker. One small pool per event loop."""
 
@@ -169,6 +178,21 @@ class RedisPresenceStore(PresenceStore):
             pipe.zadd(key, {conn_id: expiry})
             pipe.expire(key, ttl * 2)
         await pipe.execute()
+
+    async def refresh(self, connections: list[tuple[int, str, bool]]) -> None:
+        # A few large pipelines instead of one round trip per socket.
+        ttl = chat_settings.PRESENCE_TTL
+        expiry = self._now() + ttl
+        for start in range(0, len(connections), REFRESH_CHUNK):
+            pipe = self._client().pipeline(transaction=False)
+            keys = set()
+            for user_id, conn_id, staff in connections[start : start + REFRESH_CHUNK]:
+                for key in [_user_key(user_id)] + ([_staff_key()] if staff else []):
+                    pipe.zadd(key, {conn_id: expiry})
+                    keys.add(key)
+            for key in keys:
+                pipe.expire(key, ttl * 2)
+            await pipe.execute()
 
     async def disconnect(self, user_id: int, conn_id: str, staff: bool) -> bool:
         if staff:

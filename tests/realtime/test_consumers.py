@@ -406,6 +406,35 @@ async def test_silent_client_is_dropped_and_shown_offline(people, sockets, chat_
     assert output["code"] == consumers.CLOSE_HEARTBEAT_TIMEOUT
 
 
+async def test_heartbeating_sockets_stay_online_past_the_presence_ttl(
+    people, sockets, chat_settings
+):
+    """Entries are renewed in bulk by the worker's watchdog, not per heartbeat frame: a
+    socket that keeps talking is still online after several PRESENCE_TTLs."""
+    from django_support_chat.presence import get_presence_store
+
+    chat_settings(HEARTBEAT_INTERVAL=1, PRESENCE_TTL=2)
+    conv = people["conv"]
+    lobby = await connect(sockets, "/ws/chat/admin/", people["staff"])
+    alice = await connect(sockets, f"/ws/chat/user/{conv.pk}/", people["alice"])
+    await lobby.expect("presence:update")  # Alice came online
+    for _ in range(10):  # 5 s: two and a half TTLs
+        await asyncio.sleep(0.5)
+        await lobby.send("heartbeat")
+        await alice.send("heartbeat")
+    store = get_presence_store()
+    assert await store.online([people["alice"].pk, people["staff"].pk]) == {
+        people["alice"].pk,
+        people["staff"].pk,
+    }
+    assert await store.staff_online()
+    frames = []
+    while not await lobby.nothing(0.2):
+        frames.append(await lobby.receive())
+    offline = [f for f in frames if f["type"] == "presence:update" and not f["data"]["online"]]
+    assert offline == []
+
+
 async def test_counterparts_on_a_dead_worker_come_and_go_with_their_presence_entry(
     people, sockets, chat_settings
 ):

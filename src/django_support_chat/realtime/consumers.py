@@ -68,9 +68,9 @@ def _int_field(data: dict[str, Any], name: str, required: bool = True) -> int | 
 class Watchdog:
     """One task per event loop, not one per socket (a task and its timer cost each idle
     socket a few KB). Every ``HEARTBEAT_INTERVAL`` it closes sockets whose client has been
-    silent for two intervals (4408) and re-checks the counterpart presence of the others,
-    batched per consumer class, so a peer whose worker died shows offline once its entry
-    expires."""
+    silent for two intervals (4408), renews the presence entries of the others in bulk,
+    and re-checks their counterpart presence, batched per consumer class, so a peer whose
+    worker died shows offline once its entry expires."""
 
     _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Watchdog] = (
         weakref.WeakKeyDictionary()
@@ -112,6 +112,15 @@ class Watchdog:
                 await self._guarded(socket.close_with(CLOSE_HEARTBEAT_TIMEOUT))
             else:
                 by_class.setdefault(type(socket), []).append(socket)
+        # Renew the presence of every socket still heard from, in a few pipelines: one
+        # Redis round trip per heartbeat frame cost more than the rest of the heartbeat.
+        live = [socket for sockets in by_class.values() for socket in sockets if socket.present]
+        try:
+            await get_presence_store().refresh(
+                [(s.user.pk, s.channel_name, s.side == Side.STAFF) for s in live]
+            )
+        except Exception:  # entries outlive a missed round (PRESENCE_TTL >= 2 intervals)
+            logger.exception("Presence refresh failed")
         for cls, sockets in by_class.items():
             updates = await cls.counterpart_presences(sockets)
             for socket, update in zip(sockets, updates, strict=True):
@@ -346,9 +355,7 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(frame)
 
     async def on_heartbeat(self, data: dict[str, Any], ref: Any) -> None:
-        await get_presence_store().heartbeat(
-            self.user.pk, self.channel_name, self.side == Side.STAFF
-        )
+        # Any frame moved last_seen (see receive); the watchdog renews presence in bulk.
         await self.reply("heartbeat", {}, ref)
 
     # -- outbound group events --------------------------------------------------------
