@@ -147,7 +147,7 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
     conversation: Conversation | None = None
 
     async def connect(self) -> None:
-        self.groups_joined: list[str] = []
+        self.joined = False  # the groups are groups_to_join(): not kept per socket
         self.frame_times: list[float] = []
         self.typing_sent_at = 0.0
         self.typing_task: asyncio.Task[None] | None = None
@@ -164,9 +164,9 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
             await self.refuse(refusal)
             return
         await self.accept()
+        self.joined = True
         for group in self.groups_to_join():
             await self.channel_layer.group_add(group, self.channel_name)
-            self.groups_joined.append(group)
         self.present = True
         store = get_presence_store()
         is_staff = self.side == Side.STAFF
@@ -229,7 +229,8 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         if self.typing_task is not None and self.conversation is not None:
             self.typing_task = None
             steps.append(self._relay_typing(events.TYPING_STOP))
-        groups, self.groups_joined = getattr(self, "groups_joined", []), []
+        groups = self.groups_to_join() if getattr(self, "joined", False) else []
+        self.joined = False
         steps.extend(self.channel_layer.group_discard(g, self.channel_name) for g in groups)
         for step in steps:
             try:
@@ -409,11 +410,13 @@ class ConversationConsumerMixin(BaseChatConsumer):
             conversation, self.side
         )
         frame["data"]["last_message_id"] = conversation.last_message_id or 0
-        # Keep only the row itself for the socket's lifetime, not the customer, assignee and
-        # last message loaded for the hello frame (about 2 KB per idle socket).
-        names = [field.attname for field in Conversation._meta.concrete_fields]
+        # For the socket's lifetime keep only what the loop reads (the id and the customer),
+        # not the row, customer, assignee and last message loaded for hello: about 3 KB per
+        # idle socket. The other fields are deferred; services refresh the copies they get.
         self.conversation = Conversation.from_db(
-            conversation._state.db, names, [getattr(conversation, name) for name in names]
+            conversation._state.db,
+            ["id", "customer_id"],
+            [conversation.pk, conversation.customer_id],
         )
         presence = await self.counterpart_presence()
         if presence is not None:
