@@ -123,7 +123,15 @@ return {removed, redis.call('ZCARD', KEYS[1])}
 """
 
 
-REFRESH_CHUNK = 500  # connections per pipeline in ``refresh``
+# Renews many entries: KEYS[i] gets member ARGV[i + 2] with score ARGV[1] (its expiry).
+_REFRESH = """
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, ARGV[1], ARGV[i + 2])
+  redis.call('EXPIRE', key, ARGV[2])
+end
+return #KEYS
+"""
+REFRESH_CHUNK = 500  # entries per script call in ``refresh``
 
 
 class RedisPresenceStore(PresenceStore):
@@ -180,19 +188,21 @@ class RedisPresenceStore(PresenceStore):
         await pipe.execute()
 
     async def refresh(self, connections: list[tuple[int, str, bool]]) -> None:
-        # A few large pipelines instead of one round trip per socket.
+        # One script call per chunk: packing thousands of separate commands would hold the
+        # event loop for tens of milliseconds every heartbeat interval.
         ttl = chat_settings.PRESENCE_TTL
         expiry = self._now() + ttl
-        for start in range(0, len(connections), REFRESH_CHUNK):
-            pipe = self._client().pipeline(transaction=False)
-            keys = set()
-            for user_id, conn_id, staff in connections[start : start + REFRESH_CHUNK]:
-                for key in [_user_key(user_id)] + ([_staff_key()] if staff else []):
-                    pipe.zadd(key, {conn_id: expiry})
-                    keys.add(key)
-            for key in keys:
-                pipe.expire(key, ttl * 2)
-            await pipe.execute()
+        pairs = [
+            (key, conn_id)
+            for user_id, conn_id, staff in connections
+            for key in [_user_key(user_id)] + ([_staff_key()] if staff else [])
+        ]
+        client = self._client()
+        for start in range(0, len(pairs), REFRESH_CHUNK):
+            chunk = pairs[start : start + REFRESH_CHUNK]
+            keys = [key for key, _conn in chunk]
+            members = [conn for _key, conn in chunk]
+            await client.eval(_REFRESH, len(keys), *keys, expiry, ttl * 2, *members)
 
     async def disconnect(self, user_id: int, conn_id: str, staff: bool) -> bool:
         if staff:
