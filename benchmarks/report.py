@@ -1009,7 +1009,7 @@ def analysis(results: dict[str, Any]) -> list[str]:
             f"event loop, of which inbound frames (`receive`) {fmt(recv, 0)} %, handing calls to "
             f"the database thread (asgiref's `SyncToAsync`) {fmt(hop, 0)} %, publishing to Redis "
             f"(`send_to_groups`) {fmt(pub, 0)} %, fanning events out to sockets (`chat_event`) "
-            f"{fmt(fanout, 0)} % and heartbeats with their Redis presence update {fmt(beat, 0)} %; "
+            f"{fmt(fanout, 0)} %" + (f" and heartbeats {fmt(beat, 0)} %" if beat else "") + "; "
             "the rest of the loop's share is Channels, uvicorn, websockets and redis-py plumbing. "
             f"The remaining {fmt(100 - (db or 0) - (loop or 0), 0)} % are stacks py-spy could not "
             "unwind to their thread's root (it samples without pausing the process)."
@@ -1163,6 +1163,7 @@ def render_before_after(results: dict[str, Any]) -> list[str]:
             )
         )
         L.append("")
+        L.extend(render_before_after_totals(before, results))
         la = lambda r: ", ".join(f"{x:.1f}" for x in r["machine"]["load_avg_start"])  # noqa: E731
         L.append(
             f"Before: `benchmarks/results/before.json` ({before.get('started', '?')}, load "
@@ -1171,6 +1172,54 @@ def render_before_after(results: dict[str, Any]) -> list[str]:
         )
         L.append("")
     return L
+
+
+def render_before_after_totals(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Whole-run figures before → after: throughput, idle memory and idle CPU."""
+
+    def idle_point(results: dict[str, Any], target: str, count: int) -> dict[str, Any] | None:
+        for run in results.get("idle", []):
+            if run["target"] == target:
+                for point in run["points"][1:]:
+                    if point["sockets"] == count:
+                        return point
+        return None
+
+    def pair(fn: Any, digits: int = 1) -> str:
+        return f"{fmt(fn(before), digits)} → {fmt(fn(after), digits)}"
+
+    def rss(target: str, count: int) -> Any:
+        def get(results: dict[str, Any]) -> float | None:
+            point = idle_point(results, target, count)
+            return point["rss_per_socket"] / 1000 if point else None
+
+        return get
+
+    def idle_cpu(count: int) -> Any:
+        def get(results: dict[str, Any]) -> float | None:
+            point = idle_point(results, "plugin", count)
+            return 100 * point["worker_cpu_per_s"] if point else None
+
+        return get
+
+    def held(results: dict[str, Any]) -> float | None:
+        point = idle_point(results, "plugin", 10_000)
+        return point["held"] if point else None
+
+    rows = [
+        ["sustained throughput (msg/s)", pair(lambda r: sustained(r, "plugin"), 0)],
+        [
+            "RSS per idle socket at 1,000 / 5,000 (KB)",
+            f"{pair(rss('plugin', 1000))} / {pair(rss('plugin', 5000))}",
+        ],
+        [
+            "the same, compression off (KB)",
+            f"{pair(rss('plugin_nodeflate', 1000))} / {pair(rss('plugin_nodeflate', 5000))}",
+        ],
+        ["worker CPU with 5,000 idle sockets (% of a core)", pair(idle_cpu(5000), 0)],
+        ["idle sockets held when 10,000 were opened", pair(held, 0)],
+    ]
+    return [table(["whole run: plugin", "before → after"], rows), ""]
 
 
 SETUP_TEXT = """## What is measured
