@@ -915,6 +915,27 @@ def _share(prof: dict[str, Any], prefix: str) -> float | None:
     return max(found) if found else None
 
 
+def step_pairs(results: dict[str, Any], other_target: str, with_cpu: bool) -> list[str]:
+    """ "N x r: p99 a → b ms[, worker CPU a → b ms/msg]" for every step the plugin and
+    ``other_target`` both ran (not skipped)."""
+    pairs = []
+    for st in steps_of(results, "plugin"):
+        other = step_at(results, other_target, st["n"], st["rate_per_conv"])
+        if other is None or st.get("skipped") or other.get("skipped"):
+            continue
+        text = (
+            f"{st['n']} x {st['rate_per_conv']:g}: p99 {fmt(st['latency']['all']['p99'], 0)}"
+            f" → {fmt(other['latency']['all']['p99'], 0)} ms"
+        )
+        if with_cpu:
+            text += (
+                f", worker CPU {fmt(cpu_net_per_msg(st, 'worker_cpu'))} → "
+                f"{fmt(cpu_net_per_msg(other, 'worker_cpu'))} ms/msg"
+            )
+        pairs.append(text)
+    return pairs
+
+
 def analysis(results: dict[str, Any]) -> list[str]:
     ref = reference_step(results)
     if ref is None:
@@ -1018,18 +1039,7 @@ def analysis(results: dict[str, Any]) -> list[str]:
     tp = sustained(results, "plugin_threadpool")
     pl = sustained(results, "plugin")
     if tp is not None and pl is not None:
-        # compare at every step both ran (not skipped): p99 and worker CPU per message
-        pairs = []
-        for st in steps_of(results, "plugin"):
-            other = step_at(results, "plugin_threadpool", st["n"], st["rate_per_conv"])
-            if other is None or st.get("skipped") or other.get("skipped"):
-                continue
-            pairs.append(
-                f"{st['n']} x {st['rate_per_conv']:g}: p99 {fmt(st['latency']['all']['p99'], 0)}"
-                f" → {fmt(other['latency']['all']['p99'], 0)} ms, worker CPU "
-                f"{fmt(cpu_net_per_msg(st, 'worker_cpu'))} → "
-                f"{fmt(cpu_net_per_msg(other, 'worker_cpu'))} ms/msg"
-            )
+        pairs = step_pairs(results, "plugin_threadpool", with_cpu=True)
         L.append(
             "The thread-pool experiment (same code, the consumers' database calls on asgiref's "
             f"thread pool instead of one shared thread) sustained {fmt(tp, 0)} msg/s against the "
@@ -1042,15 +1052,7 @@ def analysis(results: dict[str, Any]) -> list[str]:
         L.append("")
     w2 = sustained(results, "plugin_2workers")
     if w2 is not None and pl is not None:
-        pairs = []
-        for st in steps_of(results, "plugin"):
-            other = step_at(results, "plugin_2workers", st["n"], st["rate_per_conv"])
-            if other is None or st.get("skipped") or other.get("skipped"):
-                continue
-            pairs.append(
-                f"{st['n']} x {st['rate_per_conv']:g}: p99 {fmt(st['latency']['all']['p99'], 0)}"
-                f" → {fmt(other['latency']['all']['p99'], 0)} ms"
-            )
+        pairs = step_pairs(results, "plugin_2workers", with_cpu=False)
         L.append(
             "One worker per core (the same plugin on `--workers 2`) sustained "
             f"{fmt(w2, 0)} msg/s against one worker's {fmt(pl, 0)} msg/s. Step by step, "
