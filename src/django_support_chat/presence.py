@@ -178,14 +178,7 @@ class RedisPresenceStore(PresenceStore):
         return await self._add(_user_key(user_id), conn_id)
 
     async def heartbeat(self, user_id: int, conn_id: str, staff: bool) -> None:
-        ttl = chat_settings.PRESENCE_TTL
-        expiry = self._now() + ttl
-        pipe = self._client().pipeline(transaction=False)
-        keys = [_user_key(user_id)] + ([_staff_key()] if staff else [])
-        for key in keys:
-            pipe.zadd(key, {conn_id: expiry})
-            pipe.expire(key, ttl * 2)
-        await pipe.execute()
+        await self.refresh([(user_id, conn_id, staff)])
 
     async def refresh(self, connections: list[tuple[int, str, bool]]) -> None:
         # One script call per chunk: packing thousands of separate commands would hold the
