@@ -334,3 +334,29 @@ def test_screenshots(new_context, make_user, staff, tmp_path):
     phone.screenshot(path=str(target / "inbox-phone-conversation.png"))
     for name in ("inbox-desktop.png", "inbox-phone-list.png", "inbox-phone-conversation.png"):
         assert (target / name).stat().st_size > 10_000
+
+
+def test_rows_checked_while_the_list_reloads_stay_checked(new_context, make_user, staff):
+    """The lobby's hello reloads the list; a row checked while that request is in flight
+    (right after the page loads) must stay checked, with its bulk actions shown."""
+    for minutes in range(3):
+        conversation_with(make_user(f"early{minutes}"), f"Hi {minutes}", minutes_ago=minutes + 1)
+    page = new_context(staff).new_page()
+    held = []
+    rows_url = re.compile(r".*/admin/chat/rows/(\?.*)?$")
+    page.route(rows_url, lambda route: held.append(route))
+    open_inbox(page)  # the socket said hello: the reload has left and is held
+    for _ in range(50):
+        if held:
+            break
+        page.wait_for_timeout(100)
+    assert held, "the list reload never started"
+    first = page.locator("#sc-list .sc-row").first
+    first.evaluate("el => { el.dataset.before = 'reload'; }")
+    first.locator(".sc-row-check").check()
+    for route in held:
+        route.continue_()
+    page.unroute(rows_url)
+    expect(page.locator("#sc-list .sc-row[data-before]")).to_have_count(0)  # replaced
+    expect(page.locator("#sc-list .sc-row").first.locator(".sc-row-check")).to_be_checked()
+    expect(page.locator("#sc-bulk-actions")).to_be_visible()

@@ -353,10 +353,6 @@
   /* Reload the first page of the list (after a reconnect: events may have been missed). */
   function refreshList() {
     var url = root.dataset.rowsUrl + stateQuery();
-    var checked = $all(".sc-row-check:checked", list()).map(function (box) {
-      return box.value;
-    });
-    var focused = currentRowId();
     fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
       .then(function (response) {
         return response.ok && !response.headers.get("HX-Redirect") ? response.text() : null;
@@ -364,6 +360,12 @@
       .then(function (html) {
         if (html === null) return;
         var container = list();
+        // Read the selection and focus now, not when the request left: rows checked while
+        // it was in flight (right after the page loaded, say) stay checked.
+        var checked = $all(".sc-row-check:checked", container).map(function (box) {
+          return box.value;
+        });
+        var focused = currentRowId();
         container.replaceChildren(fromHTML(html));
         checked.forEach(function (value) {
           var box = $('.sc-row-check[value="' + value + '"]', container);
