@@ -13,17 +13,15 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 if settings.DEBUG:  # so uvicorn serves the demo's static files too (runserver already does)
     django_asgi_app = ASGIStaticFilesHandler(django_asgi_app)
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-from django_support_chat.routing import websocket_urlpatterns  # noqa: E402
+from django_support_chat.routing import websocket_application  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        # The chat's sockets under /ws/chat/, with their Origin check and session auth. The
+        # demo has no sockets of its own; a site that has some passes them as fallback=.
+        "websocket": websocket_application(),
     }
 )

@@ -1,0 +1,53 @@
+"""The middleware every chat socket goes through, built from Channels' own pieces.
+
+``ChatMiddlewareStack(app)`` is the ``Origin`` check outside and session authentication
+inside: ``OriginCheck(SessionAuth(app))``. ``django_support_chat.routing`` wraps each of
+the chat's consumers in it, so the chat's routes are protected however a host mounts them,
+and the host's own sockets are left alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.auth import AuthMiddlewareStack
+from channels.security.websocket import AllowedHostsOriginValidator, WebsocketDenier
+
+Scope = dict[str, Any]
+
+
+class OriginCheck:
+    """Channels' ``AllowedHostsOriginValidator``, built for each connection so that it
+    reads ``ALLOWED_HOSTS`` (and ``DEBUG``) when the socket opens, not when ``asgi.py`` was
+    imported. A handshake whose ``Origin`` names no allowed host, or that sends no
+    ``Origin``, is refused (HTTP 403) before the session is read or the consumer runs."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
+        return await AllowedHostsOriginValidator(self.inner)(scope, receive, send)
+
+
+class SessionAuth:
+    """Channels' ``AuthMiddlewareStack`` (cookies, session, ``scope["user"]``), skipped when
+    middleware further out already set ``scope["user"]`` (a host that still wraps the
+    chat's routes in ``AuthMiddlewareStack``): the session is read once, not twice."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.stack = AuthMiddlewareStack(inner)
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
+        if "user" in scope:
+            return await self.inner(scope, receive, send)
+        return await self.stack(scope, receive, send)
+
+
+def ChatMiddlewareStack(inner: Any) -> OriginCheck:  # named like AuthMiddlewareStack
+    """Origin check outside, session authentication inside, ``inner`` innermost."""
+    return OriginCheck(SessionAuth(inner))
+
+
+#: Refuses the handshake (the server answers HTTP 403): no consumer, no traceback.
+reject = WebsocketDenier.as_asgi()
