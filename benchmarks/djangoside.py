@@ -118,7 +118,7 @@ def other_conversations() -> int:
 def tokens_for(user_ids: list[int]) -> dict[int, str]:
     from django.contrib.auth import get_user_model
 
-    from django_support_chat.realtime.tokens import make_token
+    from django_support_chat.tokens import make_token
 
     users = get_user_model().objects.in_bulk(user_ids)
     return {pk: make_token(users[pk]) for pk in user_ids}

@@ -3,7 +3,8 @@
 # Source it; do not run it. Callers set `set -euo pipefail` themselves.
 #
 # Knobs (environment):
-#   PYTHON       interpreter used to create .venv (default: pyenv 3.11, else python3.11, else python3)
+#   PYTHON       interpreter used to create .venv (default: the newest of Python 3.13 ... 3.10 from
+#                pyenv or PATH, else python3)
 #   VENV         virtualenv directory (default: <repo>/.venv)
 #   SKIP_APT=1   never call apt-get (fail instead if a system package is missing)
 
@@ -48,18 +49,24 @@ pyenv_python() {
   [[ -n "$best" ]] && printf '%s\n' "$best"
 }
 
-# The interpreter for .venv: $PYTHON, else Python 3.11 from pyenv, else python3.11, else python3.
+# The interpreter for .venv: $PYTHON, else the newest supported Python (3.13 down to 3.10) from
+# pyenv or PATH, else python3. The newest Python allows the newest Django (6.1 needs 3.12+).
 find_python() {
   if [[ -n "${PYTHON:-}" ]]; then
     printf '%s\n' "$PYTHON"
     return
   fi
-  local found
-  if found="$(pyenv_python 3.11)" && [[ -n "$found" ]]; then
-    printf '%s\n' "$found"
-  elif command -v python3.11 >/dev/null 2>&1 && python3.11 -c '' 2>/dev/null; then
-    command -v python3.11
-  elif command -v python3 >/dev/null 2>&1; then
+  local found minor
+  for minor in 3.13 3.12 3.11 3.10; do
+    if found="$(pyenv_python "$minor")" && [[ -n "$found" ]]; then
+      printf '%s\n' "$found"
+      return
+    elif command -v "python$minor" >/dev/null 2>&1 && "python$minor" -c '' 2>/dev/null; then
+      command -v "python$minor"
+      return
+    fi
+  done
+  if command -v python3 >/dev/null 2>&1; then
     command -v python3
   else
     die "no Python found (set PYTHON=/path/to/python3.10+)"

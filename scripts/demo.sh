@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo: `bash scripts/demo.sh`, then open http://127.0.0.1:8000/ (PORT=8001 to change).
 #
-# Creates .venv (Python 3.11) if needed, installs `-e ".[example]"`, migrates the example
+# Creates .venv (the newest Python 3.10-3.13 on the machine) if needed, installs `-e ".[example]"`, migrates the example
 # project's SQLite database, seeds the demo accounts and conversations (idempotent), and serves
 # HTTP + WebSockets with `manage.py runserver` (daphne's, ASGI) on 0.0.0.0:$PORT.
 # Safe to re-run: existing data is kept and nothing is duplicated.

@@ -5,6 +5,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from . import names
 from .models import AuditEntry, Conversation, Message, Notification
 
 
@@ -32,12 +33,11 @@ class ConversationAdmin(admin.ModelAdmin):
         "unread_user_count",
     ]
     list_filter = ["status", "last_message_at"]
-    search_fields = [
-        "customer__username",
-        "customer__email",
-        "customer__first_name",
-        "customer__last_name",
-    ]
+
+    def get_search_fields(self, request: HttpRequest) -> list[str]:
+        # From the host's user model (or CUSTOMER_SEARCH_FIELDS), never a fixed username.
+        return [f"customer__{field}" for field in names.customer_search_fields()]
+
     raw_id_fields = ["customer", "assigned_to"]
     readonly_fields = [
         "last_message",
@@ -78,8 +78,10 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     list_display = ["at", "actor", "action", "conversation"]
     list_filter = ["action", "at"]
-    search_fields = ["actor__username"]
     list_select_related = ["actor"]
+
+    def get_search_fields(self, request: HttpRequest) -> list[str]:
+        return [f"actor__{field}" for field in names.customer_search_fields()]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

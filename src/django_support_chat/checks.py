@@ -141,3 +141,34 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             "or users flicker offline between heartbeats.",
         )
     return errors
+
+
+@register(Tags.models)
+def check_user_model(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """CUSTOMER_SEARCH_FIELDS must name fields the user model has."""
+    from .names import missing_search_fields
+
+    user = getattr(settings, SETTINGS_NAME, None)
+    fields = user.get("CUSTOMER_SEARCH_FIELDS") if isinstance(user, dict) else None
+    if fields is None:
+        return []
+    if isinstance(fields, str) or not all(isinstance(field, str) for field in fields):
+        return [
+            Error(
+                f"{SETTINGS_NAME}['CUSTOMER_SEARCH_FIELDS'] must be a list of field names.",
+                hint="For example ['email', 'name'], or None to use the user model's own.",
+                id="support_chat.E006",
+            )
+        ]
+    missing = missing_search_fields(list(fields))
+    if not missing:
+        return []
+    return [
+        Error(
+            f"{SETTINGS_NAME}['CUSTOMER_SEARCH_FIELDS'] names fields the user model "
+            f"{settings.AUTH_USER_MODEL} lacks: {', '.join(missing)}.",
+            hint="Use fields of the user model (related fields as 'profile__company'), "
+            "or None to use its USERNAME_FIELD, EMAIL_FIELD and name fields.",
+            id="support_chat.E006",
+        )
+    ]

@@ -29,6 +29,15 @@ DEFAULTS: dict[str, Any] = {
     # Dotted paths to predicates ``(user) -> bool``.
     "STAFF_PREDICATE": "django_support_chat.roles.default_is_staff",
     "ADMIN_PREDICATE": "django_support_chat.roles.default_is_admin",
+    # Dotted paths to ``(user) -> str``: how customers are named (to staff) and how staff
+    # members are named (to customers). The staff default never shows a login or an email
+    # address: the full name when set, else the team name (WIDGET_TEXTS["title"]).
+    "CUSTOMER_DISPLAY_NAME": "django_support_chat.names.default_customer_display_name",
+    "STAFF_DISPLAY_NAME": "django_support_chat.names.default_staff_display_name",
+    # User fields (lookups from the user model, e.g. "email" or "profile__company") that the
+    # inbox search and the admin match. None: the model's USERNAME_FIELD, EMAIL_FIELD and the
+    # name fields it has.
+    "CUSTOMER_SEARCH_FIELDS": None,
     # Presence: a connection counts as online for PRESENCE_TTL seconds after its last
     # heartbeat; clients send one every HEARTBEAT_INTERVAL seconds.
     "PRESENCE_TTL": 30,
@@ -100,7 +109,12 @@ DEFAULTS: dict[str, Any] = {
 # Settings whose value must be a dict, merged key by key with the default.
 _NESTED = ("THROTTLE_RATES", "WIDGET_TEXTS")
 # Settings holding dotted paths, imported on first access.
-_IMPORT_STRINGS = ("STAFF_PREDICATE", "ADMIN_PREDICATE")
+_IMPORT_STRINGS = (
+    "STAFF_PREDICATE",
+    "ADMIN_PREDICATE",
+    "CUSTOMER_DISPLAY_NAME",
+    "STAFF_DISPLAY_NAME",
+)
 
 
 class ChatSettings:

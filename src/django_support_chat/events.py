@@ -131,12 +131,26 @@ async def call_and_publish(func: Callable[..., T], *args: Any) -> T:
             call.add_done_callback(flush_later)
 
 
-def publish(groups: list[str], event_type: str, data: dict[str, Any]) -> None:
-    """Send one event to ``groups`` once the current transaction commits."""
-    message = group_message(envelope(event_type, data))
+def publish(
+    groups: list[str],
+    event_type: str,
+    data: dict[str, Any] | Callable[[], dict[str, Any]],
+) -> None:
+    """Send one event to ``groups`` once the current transaction commits.
+
+    ``data`` may be a callable: it is called after the commit, outside any row lock, so
+    building the payload (names from host hooks, rendering) can never hold a lock or roll
+    back the change. A payload that fails to build is logged and the event is dropped:
+    clients re-sync from the database.
+    """
     queue = _queued.get()
 
     def send() -> None:
+        try:
+            message = group_message(envelope(event_type, data() if callable(data) else data))
+        except Exception:
+            logger.exception("Could not build the %s event for %s", event_type, groups)
+            return
         if queue is not None:
             queue.append((groups, message))
             return

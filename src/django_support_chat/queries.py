@@ -4,7 +4,8 @@
 ``keyset_page`` cuts one page of the newest-activity-first list with a cursor (never
 OFFSET, so the 100th page costs what the first does).
 
-Search matches the customer's username, first and last name and email, and the text of
+Search matches the customer's fields (``names.customer_search_fields()``: the user model's
+login, email and name fields, or ``SUPPORT_CHAT["CUSTOMER_SEARCH_FIELDS"]``) and the text of
 any message in the conversation. On PostgreSQL it is full-text search (every word of the
 query must match the start of a word, so ``inv`` finds "invoice"); elsewhere it is a
 portable case-insensitive substring match of every word.
@@ -19,20 +20,20 @@ from typing import Any
 from django.db import connections
 from django.db.models import Exists, F, Func, OuterRef, Q, QuerySet, TextField, Value
 
-from ..conf import chat_settings
-from ..models import Conversation, Message
+from . import names
+from .conf import chat_settings
+from .models import Conversation, Message
 
 ORDERING = ("-last_message_at", "-id")
 
 # Search queries are cut to this many words; more add cost and hardly any precision.
 MAX_SEARCH_WORDS = 8
 
-_CUSTOMER_FIELDS = (
-    "customer__username",
-    "customer__first_name",
-    "customer__last_name",
-    "customer__email",
-)
+
+def _customer_fields() -> list[str]:
+    return [f"customer__{field}" for field in names.customer_search_fields()]
+
+
 _WORD = re.compile(r"\w+")
 
 
@@ -81,7 +82,7 @@ def _substring_search(
 ) -> QuerySet[Conversation]:
     for word in words:
         match = Q()
-        for field in _CUSTOMER_FIELDS:
+        for field in _customer_fields():
             match |= Q(**{f"{field}__icontains": word})
         match |= Q(
             Exists(Message.objects.filter(conversation=OuterRef("pk"), text__icontains=word))
@@ -113,14 +114,15 @@ def _full_text_search(
     query = SearchQuery(
         " & ".join(f"'{word}':*" for word in words), search_type="raw", config=config
     )
-    customer_document = SearchVector(
-        *(_words_of(field) for field in _CUSTOMER_FIELDS), config=config
-    )
     in_messages = Exists(
         Message.objects.filter(conversation=OuterRef("pk"))
         .alias(support_chat_document=SearchVector(_words_of("text"), config=config))
         .filter(support_chat_document=query)
     )
+    fields = _customer_fields()
+    if not fields:  # CUSTOMER_SEARCH_FIELDS = []: messages only
+        return conversations.filter(in_messages)
+    customer_document = SearchVector(*(_words_of(field) for field in fields), config=config)
     return conversations.alias(support_chat_document=customer_document).filter(
         Q(support_chat_document=query) | Q(in_messages)
     )

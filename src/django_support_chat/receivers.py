@@ -9,8 +9,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.contrib.auth.signals import user_logged_out
 
-from . import events
-from .realtime import tokens
+from . import events, tokens
 
 logger = logging.getLogger("django_support_chat.realtime")
 

@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from . import events, roles, signals
 from .exceptions import ConversationClosed, PermissionDenied, ValidationError
 from .models import AuditEntry, Conversation, Message, Notification, Side
-from .serializers import conversation_data, message_data
+from .payloads import conversation_data, message_data
 from .text import clean_text
 
 
@@ -47,11 +47,10 @@ def _groups(conversation: Conversation) -> list[str]:
 
 
 def _publish_conversation(conversation: Conversation, change: str, **extra: Any) -> None:
-    data = {"change": change, "conversation": conversation_data(conversation), **extra}
     events.publish(
         [events.STAFF_GROUP, events.conversation_group(conversation.pk)],
         events.CONVERSATION_UPDATED,
-        data,
+        lambda: {"change": change, "conversation": conversation_data(conversation), **extra},
     )
 
 
@@ -67,7 +66,7 @@ def get_or_start_conversation(user: Any) -> tuple[Conversation, bool]:
         events.publish(
             [events.STAFF_GROUP],
             events.CONVERSATION_NEW,
-            {"conversation": conversation_data(conversation)},
+            lambda: {"conversation": conversation_data(conversation)},
         )
     signals.conversation_started.send(sender=Conversation, conversation=conversation)
     return conversation, True
@@ -164,12 +163,15 @@ def send_message(
                     type=Notification.Type.MESSAGE_RECEIVED,
                     payload={"conversation_id": locked.pk, "message_id": message.pk},
                 )
-            # The counters ride on message:new: no unread:update for a send.
+            # The counters ride on message:new: no unread:update for a send. The payload is
+            # built after the commit, outside the row lock.
             events.publish(
                 _groups(locked),
                 events.MESSAGE_NEW,
-                {"conversation_id": locked.pk, "message": message_data(message, locked)}
-                | _unread_counts(locked),
+                lambda: (
+                    {"conversation_id": locked.pk, "message": message_data(message, locked)}
+                    | _unread_counts(locked)
+                ),
             )
             if reopened:
                 _publish_conversation(locked, "reopened")

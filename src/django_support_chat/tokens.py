@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.core import signing
 from django.utils.crypto import salted_hmac
 
-from ..conf import chat_settings
+from .conf import chat_settings
 
 SALT = "django_support_chat.ws-token"
 

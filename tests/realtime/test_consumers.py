@@ -11,7 +11,8 @@ from channels.db import database_sync_to_async
 from django.test import Client
 
 from django_support_chat.models import Conversation, Message
-from django_support_chat.realtime import consumers, tokens
+from django_support_chat import tokens
+from django_support_chat.realtime import consumers
 
 from .conftest import make_user, open_socket
 

@@ -14,7 +14,7 @@ from django.db import connection
 from websockets.asyncio.client import connect as ws_connect
 
 from django_support_chat.models import Conversation, Message
-from django_support_chat.realtime import tokens
+from django_support_chat import tokens
 
 from ..e2e.conftest import start_server, stop_server
 from .conftest import redis_url

@@ -18,20 +18,20 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import roles, services
+from .. import roles, services, tokens
 from ..conf import chat_settings
 from ..exceptions import ChatError
-from ..inbox.queries import filter_inbox
 from ..models import Conversation, Message, Side
-from ..realtime import tokens
-from ..serializers import ConversationSerializer, MessageSerializer
+from ..queries import filter_inbox
 from .pagination import CatchUpPagination, ConversationPagination, HistoryPagination
 from .permissions import IsSupportStaff
 from .serializers import (
     AssignSerializer,
+    ConversationSerializer,
     HistoryQuerySerializer,
     InboxQuerySerializer,
     MessageCreateSerializer,
+    MessageSerializer,
     ReadSerializer,
 )
 from .throttles import DEFAULT_SCOPE, SEND_SCOPE, ChatRateThrottle

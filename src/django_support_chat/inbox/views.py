@@ -40,13 +40,12 @@ from django_htmx.http import (
 )
 from django_htmx.middleware import HtmxDetails
 
-from .. import roles, services
+from .. import queries, roles, services
 from ..conf import chat_settings
 from ..exceptions import ChatError
 from ..models import Conversation, Message, Side
-from ..serializers import display_name
+from ..names import customer_name, staff_label
 from ..text import render_text
-from . import queries
 from .forms import BULK_LIMIT, FILTERS, AssignForm, BulkForm, InboxStateForm, ReplyForm, StatusForm
 
 PANE_TARGETS = {"sc-pane"}
@@ -168,7 +167,7 @@ class Row:
 
     def __post_init__(self) -> None:
         c = self.conversation
-        self.name = display_name(c.customer)
+        self.name = customer_name(c.customer)
         self.initials = initials(self.name)
         if c.last_message is not None:
             text = " ".join(c.last_message.text.split())
@@ -189,6 +188,14 @@ class MessageView:
     new_day: bool = False
 
 
+def _sender_name(message: Message) -> str:
+    if message.sender is None:
+        return _("Deleted user")
+    if message.sender_side == Side.STAFF:
+        return staff_label(message.sender)
+    return customer_name(message.sender)
+
+
 def message_views(messages: list[Message], conversation: Conversation) -> list[MessageView]:
     views, previous_day = [], None
     today = timezone.localdate()
@@ -201,7 +208,7 @@ def message_views(messages: list[Message], conversation: Conversation) -> list[M
                 # Escaped, then bare URLs linked (bleach): safe HTML, never the raw text.
                 html=mark_safe(render_text(message.text)),
                 from_staff=message.sender_side == Side.STAFF,
-                sender_name=display_name(message.sender) if message.sender else _("Deleted user"),
+                sender_name=_sender_name(message),
                 status=message.status_for_recipient(conversation),
                 time=local.strftime("%H:%M"),
                 day=_("Today") if day == today else local.strftime("%A, %b ") + str(local.day),
@@ -617,7 +624,7 @@ def bulk(request: HttpRequest) -> HttpResponse:
                 "Unassigned %(count)d conversation.", "Unassigned %(count)d conversations.", count
             )
         )
-    message = text % {"count": count, "name": display_name(form.cleaned_data.get("assignee"))}
+    message = text % {"count": count, "name": staff_label(form.cleaned_data.get("assignee"))}
     fallback = _done(request, InboxState.from_request(request))
     if fallback is not None:
         return fallback

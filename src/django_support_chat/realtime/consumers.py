@@ -23,14 +23,13 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
-from .. import events, roles, services
+from .. import events, roles, services, tokens
 from ..api.throttles import SEND_SCOPE, ChatRateThrottle
 from ..conf import chat_settings
 from ..exceptions import ChatError
 from ..models import Conversation, Message, Side
+from ..payloads import conversation_data, message_data
 from ..presence import get_presence_store
-from ..serializers import conversation_data, message_data
-from . import tokens
 
 logger = logging.getLogger("django_support_chat.realtime")
 
