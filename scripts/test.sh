@@ -2,10 +2,10 @@
 # The test command: `bash scripts/test.sh`.
 #
 # On a fresh clone it installs what is missing (redis-server, chromium via apt; .venv with
-# Python 3.11 and `pip install -e ".[test]"`), starts a throwaway PostgreSQL 15 cluster and a
+# the newest Python 3.10-3.13 on the machine and `pip install -e ".[test]"`), starts a throwaway PostgreSQL 15 cluster and a
 # throwaway redis-server on free ports (stopped on exit), then runs:
 #
-#   1. lint        ruff check . && ruff format --check . (Python files, not *.md)
+#   1. lint        ruff check . && ruff format --check . (Python files, not *.md), lint-imports
 #   2. sqlite      pytest -m "not postgres and not packaging"      (SQLite, in-memory layer)
 #   3. postgres    pytest -m "not packaging" with DATABASE_URL     (the whole suite on PostgreSQL)
 #                  (each of 2 and 3 in two pytest processes: browser tests apart from the rest)
@@ -112,6 +112,8 @@ if wanted lint; then
   # ruff >= 0.16 also formats ```python blocks in Markdown, which mangles doc fragments such
   # as a lone `path(...),` line: the docs are not checked.
   step "ruff format --check" ruff format --check --extend-exclude "*.md" .
+  # The layer contracts in pyproject.toml ([tool.importlinter]).
+  step "import contracts" lint-imports
 fi
 
 # Browser tests run in a pytest process of their own: Playwright's sync API keeps an event loop

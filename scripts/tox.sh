@@ -7,7 +7,7 @@
 # starts a throwaway PostgreSQL (DATABASE_URL), stopped on exit. See tox.ini for the envs.
 #
 #   bash scripts/tox.sh                         lint, the matrix, packaging
-#   bash scripts/tox.sh -e py312-django6x,py310-django42
+#   bash scripts/tox.sh -e py313-django61,py310-django52
 #   bash scripts/tox.sh -p auto -m matrix       the matrix in parallel
 #   bash scripts/tox.sh -m postgres             the postgres label, on PostgreSQL
 set -euo pipefail

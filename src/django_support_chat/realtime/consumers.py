@@ -13,7 +13,6 @@ import json
 import logging
 import time
 import weakref
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -23,8 +22,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
-from .. import events, roles, services, tokens
-from ..api.throttles import SEND_SCOPE, ChatRateThrottle
+from .. import events, ratelimits, roles, services, tokens
 from ..conf import chat_settings
 from ..exceptions import ChatError
 from ..models import Conversation, Message, Side
@@ -432,10 +430,9 @@ class ConversationConsumerMixin(BaseChatConsumer):
 
         def send() -> tuple[dict[str, Any] | None, bool, float | None]:
             # Same budget as the REST endpoint: one throttle, one cache key per user.
-            throttle = ChatRateThrottle()
-            fake_request = SimpleNamespace(user=self.user, META={})
-            if not throttle.allow_request(fake_request, SimpleNamespace(throttle_scope=SEND_SCOPE)):
-                return None, False, throttle.wait()
+            wait = ratelimits.check(self.user, ratelimits.SEND_SCOPE)
+            if wait is not None:
+                return None, False, wait
             message, created = services.send_message(
                 conversation, self.user, data.get("text"), data.get("client_id")
             )
