@@ -133,6 +133,18 @@ def staff_label(user: Any) -> str:
     return name
 
 
+def active_users() -> Any:
+    """The user model's users, without the deactivated ones when the model has
+    ``is_active`` as a field (``AbstractBaseUser`` alone only has a constant)."""
+    User = get_user_model()
+    users = User._default_manager.all()
+    try:
+        User._meta.get_field("is_active")
+    except FieldDoesNotExist:
+        return users
+    return users.filter(is_active=True)
+
+
 # Search -------------------------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import events, roles, signals
+from . import events, names, roles, signals
 from .exceptions import ConversationClosed, PermissionDenied, ValidationError
 from .models import AuditEntry, Conversation, Message, Notification, Side
 from .payloads import conversation_data, message_data
@@ -374,7 +374,9 @@ def reopen(conversation: Conversation, actor: Any) -> Conversation:
 def staff_users() -> Any:
     """Active users the staff predicate accepts (for assignment choices)."""
     User = get_user_model()
-    candidates = User.objects.filter(is_active=True).order_by(User.USERNAME_FIELD)
-    if roles.uses_default_predicates():
+    # Narrow in SQL only by the fields this user model really has; the predicate decides.
+    fields = {field.name for field in User._meta.get_fields()}
+    candidates = names.active_users().order_by(User.USERNAME_FIELD)
+    if roles.uses_default_predicates() and {"is_staff", "is_superuser"} <= fields:
         candidates = candidates.filter(Q(is_staff=True) | Q(is_superuser=True))
     return [user for user in candidates if roles.is_staff(user)]

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core import signing
 from django.utils.crypto import salted_hmac
 
+from . import names
 from .conf import chat_settings
 
 SALT = "django_support_chat.ws-token"
@@ -40,7 +40,7 @@ def read_token(token: str) -> tuple[Any, str | None] | None:
         data = signing.loads(token, salt=SALT, max_age=chat_settings.WS_TOKEN_MAX_AGE)
     except signing.BadSignature:  # includes SignatureExpired
         return None
-    user = get_user_model().objects.filter(pk=data.get("u"), is_active=True).first()
+    user = names.active_users().filter(pk=data.get("u")).first()
     if user is None:
         return None
     return user, (data.get("s") or None)

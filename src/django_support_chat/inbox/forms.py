@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 
-from .. import roles
+from .. import names, roles
 
 # Quick filters: URL value -> (label, filter_inbox() arguments).
 FILTERS: dict[str, tuple[Any, dict[str, Any]]] = {
@@ -92,7 +91,7 @@ class AssignForm(forms.Form):
             return self.actor
         if not (value.isascii() and value.isdigit() and len(value) < 19):
             raise forms.ValidationError(_("Choose a staff member."))
-        user = get_user_model().objects.filter(pk=int(value), is_active=True).first()
+        user = names.active_users().filter(pk=int(value)).first()
         if user is None or not roles.is_staff(user):
             raise forms.ValidationError(_("Conversations can only be assigned to staff."))
         return user
