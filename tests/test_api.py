@@ -698,3 +698,15 @@ def test_sender_side_for_customer_who_is_staff(staff, staff_api):
     own = ConversationFactory(customer=staff)
     body = post_message(staff_api, own.pk, "me as a customer").json()
     assert body["sender_side"] == Side.USER
+
+
+def test_session_works_on_a_site_whose_api_has_no_session_auth(customer_api, monkeypatch):
+    """A token-only site (``DEFAULT_AUTHENTICATION_CLASSES`` without the session, read by DRF
+    when the views are imported): the widget's session cookie still signs in."""
+    from rest_framework.authentication import BasicAuthentication
+
+    from django_support_chat.api.views import ChatAPIView
+
+    monkeypatch.setattr(ChatAPIView, "authentication_classes", [BasicAuthentication])
+    assert customer_api.get(f"{API}conversations/").status_code == 200
+    assert customer_api.get(f"{API}unread_count").status_code == 200

@@ -12,6 +12,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema, inline_serializer
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import exceptions, serializers, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
@@ -60,6 +61,14 @@ class ChatAPIView(GenericAPIView):
     throttle_classes = [ChatRateThrottle]
     throttle_scope = DEFAULT_SCOPE
     schema = AutoSchema()
+
+    def get_authenticators(self) -> list[Any]:
+        # The site's DRF authentication classes, plus the session: the widget and the
+        # inbox sign in with the session cookie even on a token- or JWT-only API.
+        classes = list(self.authentication_classes)
+        if SessionAuthentication not in classes:
+            classes.append(SessionAuthentication)
+        return [auth() for auth in classes]
 
     def handle_exception(self, exc: Exception) -> Response:
         # Services raise Django's ValidationError and ChatError; answer them as 4xx.
