@@ -116,6 +116,10 @@ def _debug(settings):
     settings.DEBUG = True
 
 
+LOCMEM = "django.core.cache.backends.locmem.LocMemCache"
+REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
+
+
 def support_chat_messages() -> list[Any]:
     """Every system-check message of this app, from the full check run."""
     return [m for m in run_checks(databases=[]) if (m.id or "").startswith("support_chat.")]
@@ -176,6 +180,18 @@ class TestChecks:
         settings.CHANNEL_LAYERS = {
             "default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer"}
         }
+        settings.CACHES = {"default": {"BACKEND": REDIS_CACHE, "LOCATION": "redis://x"}}
+        assert ids() == []
+
+    def test_w005_per_process_cache_with_a_redis_layer(self, settings):
+        settings.CHANNEL_LAYERS = {
+            "default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer"}
+        }
+        settings.CACHES = {"default": {"BACKEND": LOCMEM}}
+        [warning] = support_chat_messages()
+        assert warning.id == "support_chat.W005"
+        assert isinstance(warning, Warning)
+        settings.CACHES = {"default": {"BACKEND": REDIS_CACHE, "LOCATION": "redis://x"}}
         assert ids() == []
 
     def test_w002_unknown_key(self, settings):
@@ -188,6 +204,29 @@ class TestChecks:
     def test_every_valid_key_passes(self, settings):
         settings.SUPPORT_CHAT = dict(DEFAULTS)
         assert ids() == []
+
+    @modify_settings(INSTALLED_APPS={"remove": ["django.contrib.staticfiles"]})
+    def test_w003_staticfiles_not_installed(self):
+        [warning] = support_chat_messages()
+        assert warning.id == "support_chat.W003"
+        assert isinstance(warning, Warning)
+        assert "collectstatic" in warning.msg
+
+    def test_w004_static_url_unset(self, settings):
+        settings.STATIC_URL = None  # Django's default
+        [warning] = support_chat_messages()
+        assert warning.id == "support_chat.W004"
+        assert isinstance(warning, Warning)
+        assert [m.id for m in checks.check_static_files()] == ["support_chat.W004"]
+
+    def test_static_checks_quiet_whatever_serves_the_files(self, settings):
+        """Production set-ups that serve STATIC_ROOT from nginx or a CDN, or through
+        WhiteNoise, all look the same from here: no warning."""
+        settings.DEBUG = False
+        for static_url in ("/static/", "https://cdn.example.com/static/"):
+            settings.STATIC_URL = static_url
+            assert checks.check_static_files() == []
+            assert not {"support_chat.W003", "support_chat.W004"} & set(ids())
 
 
 E004_CASES = {

@@ -27,6 +27,7 @@ _POSITIVE_INTS = (
     "PRESENCE_REDIS_MAX_CONNECTIONS",
 )
 _IN_MEMORY = "channels.layers.InMemoryChannelLayer"
+_LOCMEM = "django.core.cache.backends.locmem.LocMemCache"
 
 
 @register(Tags.compatibility)
@@ -75,7 +76,47 @@ def check_dependencies(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="support_chat.W001",
             )
         )
+    backend = (layers or {}).get("default", {}).get("BACKEND", "")
+    cache = getattr(settings, "CACHES", {}).get("default", {}).get("BACKEND", _LOCMEM)
+    if backend.startswith("channels_redis") and cache == _LOCMEM:
+        errors.append(
+            Warning(
+                "The default cache is the per-process LocMemCache while the channel layer "
+                "is Redis (several workers).",
+                hint="The rate limits are counted in the cache: each worker would count on "
+                "its own, so a user gets N times the limit. Use a shared cache (Redis, "
+                "Memcached, database). See docs/installation.md.",
+                id="support_chat.W005",
+            )
+        )
     return errors
+
+
+@register(Tags.staticfiles)
+def check_static_files(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """The widget's loader.js and CSS come from the static files. Only what is certain is
+    reported: whether a server (WhiteNoise, nginx, a CDN) serves them cannot be seen here."""
+    warnings: list[Any] = []
+    if not apps.is_installed("django.contrib.staticfiles"):
+        warnings.append(
+            Warning(
+                "'django.contrib.staticfiles' is not in INSTALLED_APPS; collectstatic does "
+                "not collect the chat widget's files, so the widget does not work.",
+                hint="Add 'django.contrib.staticfiles' to INSTALLED_APPS and run "
+                "collectstatic. See docs/installation.md (Static files).",
+                id="support_chat.W003",
+            )
+        )
+    if not getattr(settings, "STATIC_URL", None):
+        warnings.append(
+            Warning(
+                "STATIC_URL is not set; the chat widget's script and styles have no URL.",
+                hint="Set STATIC_URL (e.g. 'static/') and serve STATIC_ROOT there. See "
+                "docs/installation.md (Static files).",
+                id="support_chat.W004",
+            )
+        )
+    return warnings
 
 
 @register(Tags.compatibility)
@@ -132,6 +173,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                     continue
             if not callable(value):
                 bad(key, "must be a callable or the dotted path to one.")
+    if "ICONS" in user and user["ICONS"] not in ("svg", "fontawesome"):
+        bad("ICONS", f"must be 'svg' or 'fontawesome', not {user['ICONS']!r}.")
     ttl = user.get("PRESENCE_TTL", DEFAULTS["PRESENCE_TTL"])
     beat = user.get("HEARTBEAT_INTERVAL", DEFAULTS["HEARTBEAT_INTERVAL"])
     if isinstance(ttl, int) and isinstance(beat, int) and ttl < 2 * beat:
