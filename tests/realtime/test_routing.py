@@ -18,6 +18,7 @@ from channels.routing import URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
+from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends.db import SessionStore
 from django.urls import path
 
@@ -185,6 +186,24 @@ async def test_a_user_set_further_out_is_not_looked_up_again(alice):
     app = outer(URLRouter(websocket_urlpatterns))
     url = f"/ws/chat/user/{alice['conv'].pk}/"
     communicator = WebsocketCommunicator(app, url, headers=headers())
+    frame = json.loads((await hello(communicator))["text"])
+    assert frame["data"]["user_id"] == alice["user"].pk
+    await communicator.disconnect()
+
+
+async def test_an_anonymous_user_set_further_out_does_not_hide_the_session(alice):
+    """Host middleware that set ``scope["user"]`` to nobody (a token middleware, say, for a
+    browser that sent no token): the chat still reads the session cookie."""
+
+    def outer(inner: Any) -> Any:
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> Any:
+            return await inner(dict(scope, user=AnonymousUser()), receive, send)
+
+        return app
+
+    app = outer(URLRouter(websocket_urlpatterns))
+    url = f"/ws/chat/user/{alice['conv'].pk}/"
+    communicator = WebsocketCommunicator(app, url, headers=headers(cookie=alice["cookie"]))
     frame = json.loads((await hello(communicator))["text"])
     assert frame["data"]["user_id"] == alice["user"].pk
     await communicator.disconnect()

@@ -30,18 +30,31 @@ class OriginCheck:
 
 
 class SessionAuth:
-    """Channels' ``AuthMiddlewareStack`` (cookies, session, ``scope["user"]``), skipped when
-    middleware further out already set ``scope["user"]`` (a host that still wraps the
-    chat's routes in ``AuthMiddlewareStack``): the session is read once, not twice."""
+    """Channels' ``AuthMiddlewareStack`` (cookies, session, ``scope["user"]``).
+
+    Skipped when middleware further out already put a signed-in user in ``scope["user"]``
+    (a host that still wraps the chat's routes in ``AuthMiddlewareStack``): the session is
+    read once, not twice. An anonymous user from further out (say, the host's own token
+    middleware, for a browser that sent none) does not hide the session cookie: the
+    session is read then."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.stack = AuthMiddlewareStack(inner)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
-        if "user" in scope:
+        if _signed_in(scope.get("user")):
             return await self.inner(scope, receive, send)
+        # AuthMiddleware keeps a "user" it finds in the scope: drop it so the session decides.
+        scope = {key: value for key, value in scope.items() if key != "user"}
         return await self.stack(scope, receive, send)
+
+
+def _signed_in(user: Any) -> bool:
+    try:
+        return bool(user is not None and user.is_authenticated)
+    except ValueError:  # Channels' UserLazyObject, not resolved yet
+        return False
 
 
 def ChatMiddlewareStack(inner: Any) -> OriginCheck:  # named like AuthMiddlewareStack
