@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.template import Context, Template
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
+from django.urls import resolve, reverse
 from django.utils import translation
 
 from django_support_chat.conf import DEFAULTS
@@ -21,9 +23,10 @@ pytestmark = pytest.mark.django_db
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
-def render(user, **extra_context) -> tuple[str, object]:
-    request = RequestFactory().get("/")
+def render(user, path: str = "/", **extra_context) -> tuple[str, object]:
+    request = RequestFactory().get(path)
     request.user = user
+    request.resolver_match = resolve(path)  # as the URL resolver sets it on a real request
     html = Template("{% load support_chat %}{% support_chat_widget %}").render(
         Context({"request": request, **extra_context})
     )
@@ -184,3 +187,70 @@ def test_docs_describe_the_widget():
         assert name in text
     for shot in re.findall(r"\((screenshots/[\w-]+\.png)\)", text):
         assert (DOCS / shot).is_file(), shot
+
+
+# Not on the staff inbox pages (WIDGET_ON_INBOX) ----------------------------------------
+
+
+def test_nothing_on_the_inbox_pages(staff):
+    for path in (reverse("support_chat_inbox:inbox"), "/admin/chat/7/"):
+        html, _ = render(staff, path)
+        assert html == "", path
+
+
+def test_rendered_on_every_other_page(staff):
+    for path in ("/", "/pricing/", "/api/chat/conversations/", "/admin/"):
+        html, _ = render(staff, path)
+        assert 'id="support-chat"' in html, path
+
+
+def test_widget_on_inbox_setting_turns_it_back_on(settings, staff):
+    settings.SUPPORT_CHAT = {"WIDGET_ON_INBOX": True}
+    html, _ = render(staff, reverse("support_chat_inbox:inbox"))
+    assert 'id="support-chat"' in html
+
+
+def test_inbox_inside_the_sites_layout_has_no_launcher(settings, staff):
+    """The reported case: INBOX_BASE_TEMPLATE is the site's layout, which has the tag."""
+    settings.SUPPORT_CHAT = {"INBOX_BASE_TEMPLATE": "example/base.html"}
+    client = Client()
+    client.force_login(staff)
+    inbox = client.get(reverse("support_chat_inbox:inbox"))
+    assert inbox.status_code == 200
+    assert 'id="sc-inbox"' in inbox.text and "Acme Analytics" in inbox.text
+    assert 'id="support-chat"' not in inbox.text
+    assert 'id="support-chat"' in client.get("/").text  # the rest of the site keeps it
+    settings.SUPPORT_CHAT = {**settings.SUPPORT_CHAT, "WIDGET_ON_INBOX": True}
+    assert 'id="support-chat"' in client.get(reverse("support_chat_inbox:inbox")).text
+
+
+# Never breaks the host's pages ----------------------------------------------------------
+
+
+MANIFEST_STORAGE = "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"
+
+
+def test_missing_manifest_renders_nothing_and_logs_the_fix(settings, tmp_path, customer, caplog):
+    """ManifestStaticFilesStorage before collectstatic: static() raises ValueError."""
+    settings.STATIC_ROOT = str(tmp_path)  # no staticfiles.json there
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": MANIFEST_STORAGE}}
+    settings.DEBUG = False  # with DEBUG the storage serves unhashed names and never raises
+    request = RequestFactory().get("/")
+    request.user = customer
+    template = Template("{% load support_chat %}<main>page</main>{% support_chat_widget %}")
+    with caplog.at_level(logging.ERROR, logger="django_support_chat"):
+        html = template.render(Context({"request": request}))
+    assert html == "<main>page</main>"
+    [record] = [r for r in caplog.records if r.name == "django_support_chat"]
+    assert record.levelno == logging.ERROR
+    assert "collectstatic" in record.getMessage()
+    assert "support_chat/widget/" in record.getMessage()  # names the missing file
+
+
+def test_unset_static_url_renders_nothing_and_logs(settings, customer, caplog):
+    """STATIC_URL = None (system check support_chat.W004): the storage cannot be built."""
+    settings.STATIC_URL = None
+    with caplog.at_level(logging.ERROR, logger="django_support_chat"):
+        html, _ = render(customer)
+    assert html == ""
+    assert "STATIC_URL" in caplog.text

@@ -86,6 +86,9 @@ DEFAULTS: dict[str, Any] = {
     # Distance of the floating button from the viewport edge (CSS lengths).
     "WIDGET_OFFSET_DESKTOP": "20px",
     "WIDGET_OFFSET_MOBILE": "16px",
+    # Whether {% support_chat_widget %} renders on the staff inbox pages (when
+    # INBOX_BASE_TEMPLATE is the site's layout). Off: staff answer in the inbox itself.
+    "WIDGET_ON_INBOX": False,
     # Where the widget finds the REST API and the WebSocket routes.
     "API_URL_NAME": "support_chat:conversation-list",
     "WEBSOCKET_PATH_PREFIX": "/ws/chat/",

@@ -3,6 +3,10 @@
 The output serializers describe the fields for the schema only; their
 ``to_representation`` delegates to ``django_support_chat.payloads``, the one
 representation of a message and a conversation (also used by the realtime events).
+
+Every serializer and enum here has an OpenAPI component name starting with
+``SupportChat`` (``component_name=``), so the chat's components never replace a host's own
+(``User``, ``StatusEnum``, ...) when the host's schema includes the chat's endpoints.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from ..models import Conversation, Message, Side
@@ -41,8 +46,52 @@ class StrictUUIDField(serializers.UUIDField):
         return super().to_internal_value(data)
 
 
+# Blank text is refused, so the schema says minLength 1 (DRF's "blank" check with the same
+# message as ``clean_text``, which refuses whitespace-only text). No maxLength in the schema:
+# MAX_MESSAGE_LENGTH counts after trimming.
+@extend_schema_field({"type": "string", "minLength": 1})
+class MessageTextField(StrictCharField):
+    """The message text: a string, not blank once surrounding whitespace is trimmed."""
+
+    default_error_messages = {"blank": _("Message text may not be blank.")}
+
+
+def _enum_field(component_name: str, choices: Any) -> Any:
+    """A read-only ChoiceField class whose schema is the enum component ``component_name``.
+
+    drf-spectacular names inline enums after the field (``StatusEnum``, ``SenderSideEnum``)
+    across the whole schema, so a host's own ``status`` field would collide with ours:
+    ours are components of their own, referenced, never inline enums.
+    """
+    values = [value for value, _label in choices]
+    listing = "\n".join(f"* `{value}` - {label}" for value, label in choices)
+    schema = {"type": "string", "enum": values, "description": listing}
+
+    @extend_schema_field(schema, component_name=component_name)
+    class EnumField(serializers.ChoiceField):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(choices=choices, **kwargs)
+
+    EnumField.__name__ = EnumField.__qualname__ = component_name.removeprefix("SupportChat")
+    return EnumField
+
+
+SenderSideField = _enum_field("SupportChatSenderSideEnum", Side.choices)
+MessageStatusField = _enum_field("SupportChatMessageStatusEnum", Message.Status.choices)
+ConversationStatusField = _enum_field(
+    "SupportChatConversationStatusEnum", Conversation.Status.choices
+)
+
+
+@extend_schema_serializer(component_name="SupportChatMessageCreate")
 class MessageCreateSerializer(serializers.Serializer):
-    text = StrictCharField(trim_whitespace=False, allow_blank=True)
+    text = MessageTextField(
+        trim_whitespace=False,
+        help_text="Plain text. Surrounding whitespace is trimmed; what remains must not be "
+        "blank, must not be longer than MAX_MESSAGE_LENGTH (5000 characters by default) and "
+        "must not contain control characters (tab and line breaks are fine) or Unicode "
+        "bidirectional overrides.",
+    )
     client_id = StrictUUIDField(
         help_text="A UUID the client generates per message; resending it returns the stored message."
     )
@@ -54,12 +103,14 @@ class MessageCreateSerializer(serializers.Serializer):
             raise serializers.ValidationError(exc.messages) from None
 
 
+@extend_schema_serializer(component_name="SupportChatRead")
 class ReadSerializer(serializers.Serializer):
     up_to_id = serializers.IntegerField(
         required=False, min_value=0, help_text="Defaults to the newest message."
     )
 
 
+@extend_schema_serializer(component_name="SupportChatAssign")
 class AssignSerializer(serializers.Serializer):
     assignee = serializers.IntegerField(
         allow_null=True, help_text="Id of a staff user, or null to unassign."
@@ -89,6 +140,7 @@ class HistoryQuerySerializer(serializers.Serializer):
 # Output shapes ------------------------------------------------------------------------------
 
 
+@extend_schema_serializer(component_name="SupportChatUser")
 class UserSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     name = serializers.CharField(
@@ -98,6 +150,7 @@ class UserSerializer(serializers.Serializer):
     )
 
 
+@extend_schema_serializer(component_name="SupportChatMessage")
 class MessageSerializer(serializers.ModelSerializer):
     conversation = serializers.IntegerField(source="conversation_id", read_only=True)
     sender = UserSerializer(read_only=True, allow_null=True)
@@ -105,8 +158,8 @@ class MessageSerializer(serializers.ModelSerializer):
         read_only=True,
         help_text="The text escaped, with URLs turned into links: safe to insert as HTML.",
     )
-    status = serializers.ChoiceField(
-        choices=["sent", "delivered", "read"],
+    sender_side = SenderSideField(read_only=True)
+    status = MessageStatusField(
         read_only=True,
         help_text="sent, delivered or read, for the side that did not send the message.",
     )
@@ -130,19 +183,22 @@ class MessageSerializer(serializers.ModelSerializer):
         return message_data(instance, self.context.get("conversation"))
 
 
+@extend_schema_serializer(component_name="SupportChatLastMessage")
 class LastMessageSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
-    sender_side = serializers.ChoiceField(choices=Side.choices, read_only=True)
+    sender_side = SenderSideField(read_only=True)
     text = serializers.CharField(read_only=True, help_text="The first 200 characters.")
     created_at = serializers.DateTimeField(read_only=True)
 
 
+@extend_schema_serializer(component_name="SupportChatConversation")
 class ConversationSerializer(serializers.ModelSerializer):
     customer = UserSerializer(read_only=True)
     assigned_to = UserSerializer(read_only=True, allow_null=True)
     unread_count = serializers.IntegerField(
         read_only=True, help_text="Unread messages for the side asking (customer or staff)."
     )
+    status = ConversationStatusField(read_only=True)
     last_message = LastMessageSerializer(read_only=True, allow_null=True)
 
     class Meta:
@@ -168,3 +224,69 @@ class ConversationSerializer(serializers.ModelSerializer):
 
     def to_representation(self, instance: Conversation) -> dict[str, Any]:
         return conversation_data(instance, self.context.get("side", Side.USER))
+
+
+# Schema only: pages, small answers, errors ---------------------------------------------------
+
+
+_PAGE_LINK = "URL of the {} page, to follow as it is; null at that end of the list."
+
+
+@extend_schema_serializer(component_name="SupportChatMessagePage", many=False)
+class MessagePageSerializer(serializers.Serializer):
+    """A page of messages (cursor pagination). History: newest first, ``next`` leads to
+    older messages. Catch-up (``?after=``): oldest first, ``next`` leads to newer ones and
+    is null once the client is up to date."""
+
+    next = serializers.URLField(
+        read_only=True, allow_null=True, help_text=_PAGE_LINK.format("next")
+    )
+    previous = serializers.URLField(
+        read_only=True, allow_null=True, help_text=_PAGE_LINK.format("previous")
+    )
+    results = MessageSerializer(many=True, read_only=True)
+
+
+@extend_schema_serializer(component_name="SupportChatConversationPage", many=False)
+class ConversationPageSerializer(serializers.Serializer):
+    """A page of conversations (cursor pagination), newest activity first."""
+
+    next = serializers.URLField(
+        read_only=True, allow_null=True, help_text=_PAGE_LINK.format("next")
+    )
+    previous = serializers.URLField(
+        read_only=True, allow_null=True, help_text=_PAGE_LINK.format("previous")
+    )
+    results = ConversationSerializer(many=True, read_only=True)
+
+
+@extend_schema_serializer(component_name="SupportChatUnreadCount")
+class UnreadCountSerializer(serializers.Serializer):
+    unread_count = serializers.IntegerField(
+        read_only=True,
+        help_text="Customer-side unread messages over the caller's own conversations.",
+    )
+    staff_unread_conversations = serializers.IntegerField(
+        required=False,
+        help_text="Staff only: conversations with customer messages staff have not read.",
+    )
+
+
+@extend_schema_serializer(component_name="SupportChatWebSocketToken")
+class WebSocketTokenSerializer(serializers.Serializer):
+    token = serializers.CharField(read_only=True)
+    expires_in = serializers.IntegerField(read_only=True, help_text="Seconds (WS_TOKEN_MAX_AGE).")
+
+
+@extend_schema_serializer(component_name="SupportChatError")
+class ErrorSerializer(serializers.Serializer):
+    """Every error but a validation error: what went wrong, in words for people."""
+
+    detail = serializers.CharField(read_only=True)
+
+
+class ValidationErrorSerializer(serializers.Serializer):
+    """DRF's validation error: each invalid field (or ``non_field_errors``) with its messages.
+
+    Its schema (component ``SupportChatValidationError``, an object of string arrays) comes
+    from ``api.schema``: a serializer cannot declare arbitrary keys."""

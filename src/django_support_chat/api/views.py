@@ -8,10 +8,8 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet, Sum
 from django.http import Http404
-from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import extend_schema, inline_serializer
 from drf_spectacular.views import SpectacularAPIView
-from rest_framework import exceptions, serializers, status
+from rest_framework import exceptions, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import JSONParser
@@ -26,27 +24,23 @@ from ..models import Conversation, Message, Side
 from ..queries import filter_inbox
 from .pagination import CatchUpPagination, ConversationPagination, HistoryPagination
 from .permissions import IsSupportStaff
+from .schema import CHAT_SCHEMA_SETTINGS, ChatAutoSchema, document, errors
 from .serializers import (
     AssignSerializer,
+    ConversationPageSerializer,
     ConversationSerializer,
     HistoryQuerySerializer,
     InboxQuerySerializer,
     MessageCreateSerializer,
+    MessagePageSerializer,
     MessageSerializer,
     ReadSerializer,
+    UnreadCountSerializer,
+    WebSocketTokenSerializer,
 )
 from .throttles import DEFAULT_SCOPE, SEND_SCOPE, ChatRateThrottle
 
-
-def document(**kwargs: Any) -> Any:
-    """``extend_schema`` based on drf-spectacular's AutoSchema, whatever the host's
-    ``DEFAULT_SCHEMA_CLASS`` is, so hosts need no REST_FRAMEWORK change for our schema."""
-
-    def decorator(method: Any) -> Any:
-        method.schema = AutoSchema
-        return extend_schema(**kwargs)(method)
-
-    return decorator
+STAFF_ONLY = "Not signed in, or not staff."
 
 
 class _ServiceError(exceptions.APIException):
@@ -60,7 +54,7 @@ class ChatAPIView(GenericAPIView):
     parser_classes = [JSONParser]
     throttle_classes = [ChatRateThrottle]
     throttle_scope = DEFAULT_SCOPE
-    schema = AutoSchema()
+    schema = ChatAutoSchema()
 
     def get_authenticators(self) -> list[Any]:
         # The site's DRF authentication classes, plus the session: the widget and the
@@ -116,7 +110,11 @@ class ConversationListView(ChatAPIView):
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "side": Side.USER}
 
-    @document(operation_id="conversations_list", responses=ConversationSerializer(many=True))
+    @document(
+        operation_id="conversations_list",
+        paginated=True,
+        responses={200: ConversationPageSerializer, **errors(404)},
+    )
     def get(self, request: Request) -> Response:
         queryset = self.get_queryset()
         if not queryset.exists():
@@ -128,6 +126,10 @@ class ConversationListView(ChatAPIView):
 class ConversationDetailView(ChatAPIView):
     serializer_class = ConversationSerializer
 
+    @document(
+        operation_id="conversations_retrieve",
+        responses={200: ConversationSerializer, **errors(404)},
+    )
     def get(self, request: Request, pk: int) -> Response:
         return self.conversation_response(self.get_conversation())
 
@@ -142,7 +144,18 @@ class MessageListView(ChatAPIView):
     def throttle_scope(self) -> str:  # type: ignore[override]
         return SEND_SCOPE if self.request.method == "POST" else DEFAULT_SCOPE
 
-    @document(parameters=[HistoryQuerySerializer], responses=MessageSerializer(many=True))
+    @document(
+        operation_id="conversations_messages_list",
+        parameters=[HistoryQuerySerializer],
+        paginated=True,
+        responses={
+            200: MessagePageSerializer,
+            **errors(400, 404, e400="`after` is not an integer ≥ 0."),
+        },
+        description="History, newest first (`next` leads to older messages), or with "
+        "`after` the messages after that id, oldest first (`next` leads forward and is "
+        "null once the client is up to date).",
+    )
     def get(self, request: Request, pk: int) -> Response:
         conversation = self.get_conversation()
         query = HistoryQuerySerializer(data=request.query_params)
@@ -158,8 +171,23 @@ class MessageListView(ChatAPIView):
         return self.get_paginated_response(data)
 
     @document(
+        operation_id="conversations_messages_create",
         request=MessageCreateSerializer,
-        responses={201: MessageSerializer, 200: MessageSerializer},
+        responses={
+            201: MessageSerializer,
+            200: MessageSerializer,
+            **errors(
+                400,
+                404,
+                409,
+                415,
+                body=True,
+                e403="Not signed in, the CSRF token is missing, or the caller may not "
+                "take part in this conversation.",
+                e429="Over the `support_chat_send` rate; `Retry-After` says how many "
+                "seconds to wait.",
+            ),
+        },
         description="201 with the stored message; 200 with the earlier one when `client_id` "
         "was already used (a retry).",
     )
@@ -182,7 +210,11 @@ class ReadView(ChatAPIView):
 
     serializer_class = ConversationSerializer
 
-    @document(request=ReadSerializer, responses=ConversationSerializer)
+    @document(
+        operation_id="conversations_read_create",
+        request=ReadSerializer,
+        responses={200: ConversationSerializer, **errors(400, 404, 415, body=True)},
+    )
     def post(self, request: Request, pk: int) -> Response:
         conversation = self.get_conversation()
         incoming = ReadSerializer(data=request.data)
@@ -193,13 +225,8 @@ class ReadView(ChatAPIView):
 
 class UnreadCountView(ChatAPIView):
     @document(
-        responses=inline_serializer(
-            "UnreadCount",
-            {
-                "unread_count": serializers.IntegerField(),
-                "staff_unread_conversations": serializers.IntegerField(required=False),
-            },
-        )
+        operation_id="unread_count_retrieve",
+        responses={200: UnreadCountSerializer, **errors()},
     )
     def get(self, request: Request) -> Response:
         own = Conversation.objects.for_customer(request.user).aggregate(n=Sum("unread_user_count"))
@@ -221,7 +248,21 @@ class InboxView(ChatAPIView):
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "side": Side.STAFF}
 
-    @document(parameters=[InboxQuerySerializer])
+    @document(
+        operation_id="inbox_list",
+        parameters=[InboxQuerySerializer],
+        paginated=True,
+        responses={
+            200: ConversationPageSerializer,
+            **errors(
+                400,
+                404,
+                e400="A bad parameter, each with its messages.",
+                e403=STAFF_ONLY,
+                e404="Invalid `cursor`.",
+            ),
+        },
+    )
     def get(self, request: Request) -> Response:
         query = InboxQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -236,7 +277,14 @@ class _StaffActionView(ChatAPIView):
 
 
 class AssignView(_StaffActionView):
-    @document(request=AssignSerializer, responses=ConversationSerializer)
+    @document(
+        operation_id="conversations_assign_create",
+        request=AssignSerializer,
+        responses={
+            200: ConversationSerializer,
+            **errors(400, 404, 415, body=True, e403=STAFF_ONLY, e404="No such conversation."),
+        },
+    )
     def post(self, request: Request, pk: int) -> Response:
         conversation = self.get_conversation()
         incoming = AssignSerializer(data=request.data)
@@ -252,7 +300,14 @@ class AssignView(_StaffActionView):
 
 
 class CloseView(_StaffActionView):
-    @document(request=None, responses=ConversationSerializer)
+    @document(
+        operation_id="conversations_close_create",
+        request=None,
+        responses={
+            200: ConversationSerializer,
+            **errors(404, e403=STAFF_ONLY, e404="No such conversation."),
+        },
+    )
     def post(self, request: Request, pk: int) -> Response:
         conversation = self.get_conversation()
         services.close(conversation, request.user)
@@ -260,7 +315,14 @@ class CloseView(_StaffActionView):
 
 
 class ReopenView(_StaffActionView):
-    @document(request=None, responses=ConversationSerializer)
+    @document(
+        operation_id="conversations_reopen_create",
+        request=None,
+        responses={
+            200: ConversationSerializer,
+            **errors(404, e403=STAFF_ONLY, e404="No such conversation."),
+        },
+    )
     def post(self, request: Request, pk: int) -> Response:
         conversation = self.get_conversation()
         services.reopen(conversation, request.user)
@@ -271,11 +333,9 @@ class WebSocketTokenView(ChatAPIView):
     """A short-lived signed token for WebSocket clients without the session cookie."""
 
     @document(
+        operation_id="ws_token_create",
         request=None,
-        responses=inline_serializer(
-            "WebSocketToken",
-            {"token": serializers.CharField(), "expires_in": serializers.IntegerField()},
-        ),
+        responses={200: WebSocketTokenSerializer, **errors()},
     )
     def post(self, request: Request) -> Response:
         session_key = getattr(getattr(request, "session", None), "session_key", None)
@@ -288,17 +348,19 @@ class WebSocketTokenView(ChatAPIView):
 
 
 class SchemaView(SpectacularAPIView):
-    """OpenAPI 3 schema of this API alone, with the host's mount point as server URL."""
+    """OpenAPI 3 schema of this API alone, with the host's mount point as server URL.
+
+    Not part of any schema itself (``schema = None``): a host's own SpectacularAPIView over
+    all its URLs skips it instead of warning that it cannot guess its serializer.
+    """
 
     urlconf = "django_support_chat.api.routes"
+    schema = None
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         mount = request.path[: -len("schema/")] if request.path.endswith("schema/") else "/"
         self.custom_settings = {
-            "TITLE": "django-support-chat API",
-            "DESCRIPTION": "Customer-support chat: the customer widget's and the staff inbox's API.",
-            "VERSION": "1",
+            **CHAT_SCHEMA_SETTINGS,
             "SERVERS": [{"url": mount.rstrip("/") or "/"}],
-            "SCHEMA_PATH_PREFIX": "/",
         }
         return super().get(request, *args, **kwargs)

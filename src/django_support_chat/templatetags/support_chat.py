@@ -8,10 +8,12 @@ docs/widget.md.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django import template
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.middleware.csrf import get_token
 from django.template.loader import render_to_string
 from django.templatetags.static import static
@@ -23,6 +25,7 @@ from ..conf import chat_settings
 from ..models import Conversation
 
 register = template.Library()
+logger = logging.getLogger("django_support_chat")
 
 LOADER_JS = "support_chat/widget/loader.js"
 LAUNCHER_CSS = "support_chat/widget/launcher.css"
@@ -60,12 +63,52 @@ def widget_config(request: Any, user: Any) -> dict[str, Any]:
     }
 
 
+INBOX_NAMESPACE = "support_chat_inbox"
+
+
+def _on_inbox(request: Any) -> bool:
+    """Whether ``request`` is for a staff inbox page, wherever the host mounts the inbox."""
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        return False
+    return INBOX_NAMESPACE in match.app_names or INBOX_NAMESPACE in match.namespaces
+
+
+def _static_files_missing() -> bool:
+    """Whether the storage cannot give the widget's URLs (logged as an error).
+
+    ``ManifestStaticFilesStorage`` (and WhiteNoise's) raises ``ValueError`` for a file its
+    manifest lacks, when ``collectstatic`` has not run since the package was installed or
+    upgraded. Rendering nothing keeps the host's pages up."""
+    try:
+        for name in (LAUNCHER_CSS, LOADER_JS, PANEL_JS, PANEL_CSS):
+            static(name)
+    except ValueError as exc:
+        logger.error(
+            "The support chat widget is not rendered: the static files storage has no URL "
+            "for its files (%s). Run `python manage.py collectstatic` after installing or "
+            "upgrading django-support-chat.",
+            exc,
+        )
+        return True
+    except ImproperlyConfigured as exc:  # STATIC_URL unset (system check support_chat.W004)
+        logger.error("The support chat widget is not rendered: %s", exc)
+        return True
+    return False
+
+
 @register.simple_tag(takes_context=True)
 def support_chat_widget(context: template.Context) -> SafeString:
-    """Render nothing for anonymous users; the launcher, config and loader otherwise."""
+    """Render nothing for anonymous users, on the staff inbox pages (unless
+    ``WIDGET_ON_INBOX``) and when the static files are missing; the launcher, config and
+    loader otherwise."""
     request = context.get("request")
     user = getattr(request, "user", None) or context.get("user")
     if user is None or not user.is_authenticated:
+        return mark_safe("")
+    if not chat_settings.WIDGET_ON_INBOX and _on_inbox(request):
+        return mark_safe("")
+    if _static_files_missing():
         return mark_safe("")
     config = widget_config(request, user)
     widget_context: dict[str, Any] = {
