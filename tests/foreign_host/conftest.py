@@ -143,7 +143,7 @@ def _module_server(
 
 
 @pytest.fixture
-def live_server(_module_server: server.Server, transactional_db: None) -> Iterator[server.Server]:
+def host_server(_module_server: server.Server, transactional_db: None) -> Iterator[server.Server]:
     """The module's uvicorn; after each test, what the test added to the log has no 500,
     no traceback and no "Internal Server Error"."""
     start = _module_server.log_size()
