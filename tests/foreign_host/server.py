@@ -90,6 +90,7 @@ def start(static_root: Path) -> Server:
         "REDIS_URL": redis_url(),
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")]),
     }
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set in the browser tests' process only
     log_path = Path(tempfile.gettempdir()) / f"foreign-host-uvicorn-{os.getpid()}-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
