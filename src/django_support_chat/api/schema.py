@@ -101,7 +101,6 @@ BAD_REQUEST_BODY = PolymorphicProxySerializer(
     component_name=f"{COMPONENT_PREFIX}BadRequest",
     serializers=[ValidationErrorSerializer, ErrorSerializer],
     resource_type_field_name=None,
-    many=False,
 )
 
 ERROR_DESCRIPTIONS = {
