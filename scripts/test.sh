@@ -10,6 +10,9 @@
 #   3. postgres    pytest -m "not packaging" with DATABASE_URL     (the whole suite on PostgreSQL)
 #                  (each of 2 and 3 in two pytest processes: browser tests apart from the rest)
 #   4. packaging   python -m build, twine check --strict, tests/test_packaging.py against the wheel
+#   5. foreign     tests/foreign_host, a second host project with its own AUTH_USER_MODEL, in
+#                  pytest processes of their own (DJANGO_SETTINGS_MODULE=tests.foreign_host.settings):
+#                  SQLite and PostgreSQL, browser tests apart from the rest
 #
 # and prints a summary; exits non-zero if any step failed. Every step runs even if an earlier
 # one failed, so one run shows everything. (Run by CI through .ci/run.)
@@ -20,6 +23,7 @@
 # Passthrough: with arguments, only pytest runs, on SQLite, with those arguments:
 #   bash scripts/test.sh -k widget -x
 #   bash scripts/test.sh --postgres tests/test_api.py     (same, on the throwaway PostgreSQL)
+#   DJANGO_SETTINGS_MODULE=tests.foreign_host.settings bash scripts/test.sh tests/foreign_host -m "not browser"
 #
 # Knobs: STEPS="lint sqlite" (run only these steps), PYTEST_TIMEOUT (seconds per test, 300),
 # STEP_TIMEOUT (seconds per step, 1800), plus those of scripts/_lib.sh (PYTHON, VENV, SKIP_APT).
@@ -76,7 +80,7 @@ STEP_RESULTS=()
 STEP_TIMES=()
 JUNIT_DIR="$SERVICES_DIR/junit"
 mkdir -p "$JUNIT_DIR"
-WANT_STEPS="${STEPS:-lint sqlite postgres packaging}"
+WANT_STEPS="${STEPS:-lint sqlite postgres packaging foreign}"
 
 # Interactive runs keep Ctrl-C working (timeout otherwise moves pytest out of the terminal's
 # foreground process group).
@@ -152,6 +156,23 @@ packaging() {
 }
 if wanted packaging; then
   step "packaging (build, twine, wheel test)" packaging
+fi
+
+# The foreign host (tests/foreign_host): a site with an email-login user model, its own API,
+# WebSocket endpoint and admin URL, that installs the chat by the README's steps. Another
+# AUTH_USER_MODEL cannot share a process with the example project's tests (which do not
+# collect this directory), and its browser tests need a process of their own too.
+FOREIGN=(env DJANGO_SETTINGS_MODULE=tests.foreign_host.settings)
+if wanted foreign; then
+  step "pytest foreign host (SQLite)" "${FOREIGN[@]}" "${PYTEST[@]}" tests/foreign_host \
+    -m "not browser" --junitxml "$JUNIT_DIR/foreign-sqlite.xml"
+  step "pytest foreign host browser (SQLite)" "${FOREIGN[@]}" "${PYTEST[@]}" tests/foreign_host \
+    -m "browser" --junitxml "$JUNIT_DIR/foreign-sqlite-browser.xml"
+  step "pytest foreign host (PostgreSQL)" "${FOREIGN[@]}" DATABASE_URL="$TEST_DATABASE_URL" \
+    "${PYTEST[@]}" tests/foreign_host -m "not browser" --junitxml "$JUNIT_DIR/foreign-postgres.xml"
+  step "pytest foreign host browser (PostgreSQL)" "${FOREIGN[@]}" \
+    DATABASE_URL="$TEST_DATABASE_URL" "${PYTEST[@]}" tests/foreign_host -m "browser" \
+    --junitxml "$JUNIT_DIR/foreign-postgres-browser.xml"
 fi
 
 # --- summary ---------------------------------------------------------------------------------

@@ -70,6 +70,9 @@ class Socket:
             frame = json.loads(output["text"])
             new.append(frame)
             self.frames.append(frame)
+        future = self.comm.future
+        if future.done() and not future.cancelled() and future.exception() is not None:
+            raise future.exception()  # the application crashed: say how
         return new
 
     async def close(self) -> None:

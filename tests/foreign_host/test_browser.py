@@ -148,6 +148,28 @@ def open_inbox(page: Page, path: str = INBOX) -> None:
     expect(page.locator("#sc-live")).to_have_attribute("data-live", "on", timeout=10_000)
 
 
+def frames_seen(page: Page) -> list[dict[str, Any]]:
+    """Every frame the page's sockets receive from now on (the list grows)."""
+    frames: list[dict[str, Any]] = []
+
+    def on_socket(ws: Any) -> None:
+        ws.on("framereceived", lambda payload: frames.append(json.loads(payload)))
+
+    page.on("websocket", on_socket)
+    return frames
+
+
+def wait_caught_up(page: Page, frames: list[dict[str, Any]]) -> None:
+    """Until the open conversation's socket said hello and answered the page's catch-up
+    ``sync``: the server is done with the page's requests before the test ends."""
+    expect(page.locator(".sc-conversation")).to_have_attribute("data-live", "on", timeout=10_000)
+    for _ in range(100):
+        if any(frame.get("type") == "sync" for frame in frames):
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"no sync answer; frames: {[f.get('type') for f in frames]}")
+
+
 def customer_writes(context: Any, text: str) -> int:
     """The customer's conversation id, after they sent ``text`` through the REST API."""
     page = context.new_page()
@@ -241,7 +263,9 @@ def test_no_launcher_over_the_inboxs_send_button(new_context, customer, staff, v
     conversation_id = customer_writes(new_context(customer), "Is anyone there?")
     page = new_context(staff, viewport=viewport).new_page()
     errors = watch(page)
+    frames = frames_seen(page)
     open_inbox(page, f"{INBOX}{conversation_id}/")
+    wait_caught_up(page, frames)
     send = page.locator("#sc-composer button[type=submit]")
     expect(send).to_be_visible()
     expect(page.locator(".support-chat-launcher")).to_have_count(0)

@@ -124,3 +124,36 @@ async def test_unknown_paths_are_refused_cleanly(path):
     await communicator.send_input({"type": "websocket.disconnect", "code": 1006})
     await communicator.wait(timeout=2)
     assert communicator.future.done() and communicator.future.exception() is None
+
+
+@pytest.mark.parametrize(
+    ("frame", "data"),
+    [
+        ("sync", {"after_id": 0}),
+        ("message:send", {"text": "Anyone?", "client_id": "9e8d7c6b-5a49-4382-9170-6f5e4d3c2b1a"}),
+        ("message:read", {}),
+    ],
+)
+async def test_a_conversation_deleted_in_the_back_office_does_not_crash_open_sockets(
+    customer, staff, frame, data
+):
+    """Django admin (``/backoffice/``) lets staff delete a conversation while sockets are
+    open on it. Their next frame gets an ``error`` answer or a 4404 close, never an
+    exception out of the consumer (a traceback in the server log, close code 1011)."""
+    from django_support_chat.models import Conversation
+
+    conversation_id = await conversation_of(customer)
+    theirs = await sockets.connect(f"/ws/chat/admin/{conversation_id}/", staff)
+    mine = await sockets.connect(f"/ws/chat/user/{conversation_id}/", customer)
+    assert theirs.connected and mine.connected
+    await database_sync_to_async(Conversation.objects.filter(pk=conversation_id).delete)()
+    try:
+        for socket in (theirs, mine):
+            await socket.send(frame, data, ref="after-delete")
+            frames = await socket.read(quiet=0.5)
+            errors = [f for f in frames if f["type"] == "error"]
+            assert socket.close_code == 4404 or errors, (frame, frames, socket.close_code)
+    finally:
+        for socket in (theirs, mine):
+            if socket.close_code is None:
+                await socket.close()
