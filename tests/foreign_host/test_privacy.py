@@ -29,6 +29,11 @@ from .helpers import (
 )
 
 NO_NAME = re.compile(r"\bNone\b")
+# Where the inbox names the customer: the row's labels, the pane's header and composer.
+EMPTY_NAME = re.compile(
+    r'(?:conversation with|Reply to)\s*"|data-customer-name=""|class="sc-row-name[^"]*">\s*<'
+    r'|id="sc-participant-name"[^>]*>\s*<'
+)
 
 
 def customer_view(client: Any, page: Any, conversation_id: int) -> dict[str, str]:
@@ -136,6 +141,7 @@ def test_customers_in_the_inbox_have_real_names_never_none(
         assert "bob.baker@customers.example" in content, url
         assert "Alice Archer" in content, url
         assert not NO_NAME.search(content), (url, NO_NAME.findall(content))
+        assert not EMPTY_NAME.search(content), (url, EMPTY_NAME.findall(content))
     pane = ok(staff_page.get(f"{INBOX}{nameless}/")).content.decode()
     participant = re.search(r'id="sc-participant-name"[^>]*>([^<]*)<', pane)
     assert participant is not None and participant[1].strip() == "bob.baker@customers.example"
