@@ -133,6 +133,7 @@ async def test_unknown_paths_are_refused_cleanly(path):
         ("message:send", {"text": "Anyone?", "client_id": "9e8d7c6b-5a49-4382-9170-6f5e4d3c2b1a"}),
         ("message:read", {}),
     ],
+    ids=["sync", "message:send", "message:read"],
 )
 async def test_a_conversation_deleted_in_the_back_office_does_not_crash_open_sockets(
     customer, staff, frame, data
