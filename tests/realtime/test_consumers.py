@@ -10,8 +10,8 @@ import pytest
 from channels.db import database_sync_to_async
 from django.test import Client
 
-from django_support_chat.models import Conversation, Message
 from django_support_chat import tokens
+from django_support_chat.models import Conversation, Message
 from django_support_chat.realtime import consumers
 
 from .conftest import make_user, open_socket
@@ -511,3 +511,13 @@ async def test_token_carries_no_session_key():
     payload = signing.loads(token, salt=tokens.SALT)
     assert "the-real-session-key" not in str(payload)
     assert payload["s"] == tokens.session_fingerprint("the-real-session-key")
+
+
+async def test_a_deeply_nested_frame_is_invalid_json_and_the_socket_lives(people, sockets):
+    """Nesting under the size limit used to raise RecursionError out of the consumer."""
+    alice = await connect(sockets, f"/ws/chat/user/{people['conv'].pk}/", people["alice"])
+    await alice.comm.send_to(text_data="[" * 16000 + "]" * 16000)
+    error = await alice.expect("error")
+    assert error["data"]["code"] == "invalid_json"
+    await alice.send("heartbeat")  # still connected
+    await alice.expect("heartbeat")

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.utils.translation import gettext as _
 
 from .. import events, ratelimits, roles, services, tokens
@@ -297,7 +297,7 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
             await self.close_with(CLOSE_FLOODING)
             return
         raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
-        ref = None
+        ref = kind = None
         try:
             if len(raw.encode("utf-8")) > chat_settings.WS_MAX_FRAME_BYTES:
                 raise FrameError(
@@ -307,11 +307,11 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
                 )
             try:
                 frame = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deep
                 raise FrameError("invalid_json", _("Frames must be JSON objects.")) from None
             if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
                 raise FrameError("invalid_frame", _('Frames need a string "type".'))
-            ref = frame.get("ref")
+            ref, kind = frame.get("ref"), frame["type"][:40]
             data = frame.get("data", {})
             if not isinstance(data, dict):
                 raise FrameError("invalid_frame", _('"data" must be an object.'))
@@ -323,6 +323,16 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
             await getattr(self, handler)(data, ref)
         except FrameError as exc:
             await self.send_error(exc.code, exc.message, ref=ref, fields=exc.fields)
+        except ObjectDoesNotExist:
+            # The conversation was deleted (Django admin) while this socket was open.
+            await self.send_error("not_found", _("This conversation no longer exists."), ref=ref)
+            await self.close_with(CLOSE_NOT_FOUND)
+        except Exception:
+            # A bug must not drop the socket without a word: log it, answer the frame.
+            logger.exception("A %r frame failed", kind)
+            await self.send_error(
+                "server_error", _("The server could not handle this frame."), ref=ref
+            )
 
     def _flooding(self) -> bool:
         now = time.monotonic()
