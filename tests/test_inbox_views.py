@@ -6,17 +6,24 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.auth.context_processors import PermWrapper
+from django.contrib.messages.storage.base import BaseStorage
+from django.http import HttpRequest
 from django.test import Client
+from django.test.signals import template_rendered
 from django.urls import reverse
 
 from django_support_chat import services
+from django_support_chat.inbox.views import customer_email
 from django_support_chat.models import AuditEntry, Conversation, Message
 
 from .factories import ConversationFactory, UserFactory, send
 from .htmlcheck import parse
+from .urls_inbox_host import FLASH_TEXT
 
 INBOX = "/admin/chat/"
 
@@ -584,3 +591,204 @@ def test_messages_of_deleted_users_still_render(staff_client, talk, customer):
     Message.objects.filter(conversation=talk).update(sender=None)
     html = staff_client.get(f"{INBOX}{talk.pk}/").content.decode()
     assert "Deleted user" in html
+
+
+# Inside the host's layout: the template context is the chat's own -------------------------
+
+HOST_TEMPLATES = Path(__file__).resolve().parent / "templates"
+# What Django and the host's context processors put in every context: the inbox must not
+# shadow any of these, and every other name it uses starts with ``sc_``.
+NOT_THE_CHATS = {
+    "True",
+    "False",
+    "None",
+    "csrf_token",
+    "request",
+    "user",
+    "perms",
+    "messages",
+    "DEFAULT_MESSAGE_LEVELS",
+    "forloop",
+    "block",
+}
+REPRS = ("MessageView(", "Row(", "StaffOption(", "InboxState(", "<Message", "&lt;Message")
+
+
+@pytest.fixture
+def host_layout(settings):
+    """The inbox inside a host layout that renders flash messages, ``user`` and ``perms``."""
+    settings.ROOT_URLCONF = "tests.urls_inbox_host"
+    settings.TEMPLATES = [
+        {**settings.TEMPLATES[0], "DIRS": [HOST_TEMPLATES, *settings.TEMPLATES[0]["DIRS"]]}
+    ]
+    settings.SUPPORT_CHAT = {"INBOX_BASE_TEMPLATE": "inbox_host/layout.html"}
+
+
+@pytest.fixture
+def rendered_contexts():
+    """Every (template name, flattened context) rendered while the test runs."""
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    def receiver(sender, template, context, **kwargs):
+        seen.append((template.name or "", context.flatten()))
+
+    template_rendered.connect(receiver)
+    yield seen
+    template_rendered.disconnect(receiver)
+
+
+def full_page_urls(pk: int) -> list[str]:
+    return [
+        INBOX,
+        f"{INBOX}{pk}/",
+        f"{INBOX}?filter=unread",
+        f"{INBOX}?filter=mine",
+        f"{INBOX}?q=invoice",
+        f"{INBOX}?q=nothing-matches",
+        f"{INBOX}{pk}/?filter=open&q=invoice",
+    ]
+
+
+class TestInsideTheHostLayout:
+    @pytest.fixture
+    def busy(self, talk, admin, staff, customer):
+        """Alice's conversation with staff replies, assigned, plus a second conversation."""
+        send(talk, staff, "Looking into it")
+        services.assign(talk, staff, staff)
+        services.mark_read(talk, customer)
+        send(talk, customer, "Thanks")
+        send(ConversationFactory(), staff, "Hello")
+        return talk
+
+    @pytest.mark.parametrize("which", range(7))
+    def test_flash_messages_user_and_perms_stay_the_hosts(self, host_layout, busy, admin, which):
+        url = full_page_urls(busy.pk)[which]
+        client = client_for(admin)
+        response = client.get("/host/flash/", {"next": url}, follow=True)
+        assert response.status_code == 200
+        assert response.redirect_chain == [(url, 302)]
+        html = response.content.decode()
+        assert "· Host dashboard</title>" in html and 'id="sc-inbox"' in html
+        # The host's flash message, exactly once, and nothing else as a flash message.
+        assert html.count('<div class="host-flash">') == 1
+        assert f'<div class="host-flash">{FLASH_TEXT}</div>' in html
+        # The layout's user, perms and request are still the host's.
+        assert '<header class="host-user">ada</header>' in html
+        assert '<span class="host-perms">may-view</span>' in html
+        assert f'<span class="host-path">{url.split("?")[0]}</span>' in html
+        for text in REPRS:
+            assert text not in html, text
+        # Shown means consumed: the next load has no flash.
+        again = client.get(url).content.decode()
+        assert 'class="host-flash"' not in again
+
+    def test_the_default_base_template_renders_no_chat_internals_either(self, busy, staff):
+        html = client_for(staff).get(f"{INBOX}{busy.pk}/").content.decode()
+        for text in REPRS:
+            assert text not in html, text
+
+    def test_every_context_name_of_every_inbox_render_is_prefixed(
+        self, host_layout, busy, admin, rendered_contexts
+    ):
+        client = client_for(admin)
+        pk = busy.pk
+        first = busy.messages.order_by("id").first()
+        requests = [
+            *[("get", url, None, {}) for url in full_page_urls(pk)],
+            ("get", INBOX, None, htmx("sc-list")),
+            ("get", f"{INBOX}{pk}/", None, htmx("sc-pane")),
+            ("get", f"{INBOX}{pk}/", None, htmx("sc-pane", HTTP_HX_HISTORY_RESTORE_REQUEST="1")),
+            ("get", f"{INBOX}rows/", None, {}),
+            ("get", f"{INBOX}rows/{pk}/?c={pk}", None, {}),
+            ("get", f"{INBOX}{pk}/header/", None, htmx()),
+            ("get", f"{INBOX}{pk}/messages/?before={first.pk + 2}", None, htmx()),
+            ("post", f"{INBOX}{pk}/reply/", {"text": "Done", "client_id": uuid.uuid4()}, htmx()),
+            ("post", f"{INBOX}{pk}/reply/", {"text": ""}, htmx()),  # the error alert
+            ("post", f"{INBOX}{pk}/assign/", {"assignee": "me"}, htmx()),
+            ("post", f"{INBOX}{pk}/status/", {"status": "closed"}, htmx()),
+            ("post", f"{INBOX}{pk}/unread/", None, htmx()),
+            ("post", f"{INBOX}bulk/", {"action": "read", "ids": [pk]}, htmx()),
+        ]
+        for method, url, data, headers in requests:
+            response = getattr(client, method)(url, data, **headers)
+            assert response.status_code in (200, 422), (url, response.status_code)
+        templates = {name for name, _context in rendered_contexts}
+        assert "support_chat/inbox/page.html" in templates
+        assert "support_chat/inbox/partials/row.html" in templates
+        assert "support_chat/inbox/partials/message.html" in templates
+        assert "support_chat/inbox/partials/alert.html" in templates
+        for name, context in rendered_contexts:
+            if not name.startswith("support_chat/inbox/") and name != "inbox_host/layout.html":
+                continue
+            stray = {key for key in context if key not in NOT_THE_CHATS}
+            assert {key for key in stray if not key.startswith("sc_")} == set(), name
+            # The names the context processors own still hold their values.
+            assert context["user"] == admin, name
+            assert isinstance(context["messages"], BaseStorage), name
+            assert isinstance(context["request"], HttpRequest), name
+            assert isinstance(context["perms"], PermWrapper), name
+
+
+class TestNames:
+    def test_people_are_named_by_the_names_module(self, staff_client, talk, staff, admin):
+        services.assign(talk, staff, admin)
+        nameless = UserFactory(staff=True, username="kim", first_name="", last_name="")
+        html = staff_client.get(f"{INBOX}{talk.pk}/").content.decode()
+        # The customer by customer_name, with the email address from the model's EMAIL_FIELD.
+        assert ">Alice Archer<" in html
+        assert "alice@example.com · " in html
+        # Staff by staff_label: the full name, or the login when there is none (colleagues
+        # must tell each other apart), in the assignment menus, the row and the header.
+        assert 'class="sc-assignee">Ada Admin<' in html
+        assert "</svg> Ada Admin</span>" in html  # the row's assignee
+        assert re.search(rf'value="{nameless.pk}"[^>]*>kim<', html)
+        assert re.search(rf'data-assignee="{nameless.pk}"[^>]*\n[^>]*>kim<', html)
+        assert re.search(rf'value="{staff.pk}" selected>Sam Support \(you\)<', html)
+
+    def test_no_email_when_the_model_has_none_or_it_is_the_name(self):
+        class NoEmail:
+            pk = 1
+
+        class LoginIsEmail:
+            pk = 2
+            EMAIL_FIELD = "login"
+            login = "dana@example.com"
+
+            @classmethod
+            def get_email_field_name(cls):
+                return cls.EMAIL_FIELD
+
+        assert customer_email(NoEmail()) == ""
+        assert customer_email(None) == ""
+        assert customer_email(LoginIsEmail(), "Dana") == "dana@example.com"
+        # The name shown already is the address (names fell back to the login): once only.
+        assert customer_email(LoginIsEmail(), "dana@example.com") == ""
+
+
+# Icons -----------------------------------------------------------------------------------
+
+
+class TestIcons:
+    def test_inbox_icons_are_inline_svg_and_need_no_font(self, staff_client, talk, staff):
+        send(talk, staff, "Looking")
+        html = staff_client.get(f"{INBOX}{talk.pk}/").content.decode()
+        # Neither an icon class nor Font Awesome's stylesheet (\b: a UUID may hold "fa-").
+        assert not re.search(r"\bfa[srb]?[ -]", html)
+        assert "fontawesomefree" not in html
+        assert html.count('<svg class="sc-icon') >= 8
+        assert re.search(r'<span class="input-group-text"><svg class="sc-icon"', html)  # search
+        assert re.search(r'<button type="submit" class="btn btn-primary"[^>]*><svg', html)  # send
+        # inbox.js clones its icons (live receipts) from the page: no shapes in the script.
+        template = html.split('<template id="sc-icons">')[1].split("</template>")[0]
+        assert 'data-sc-icon="check"' in template and 'data-sc-icon="check-double"' in template
+
+    def test_fontawesome_mode(self, staff_client, talk, staff, settings):
+        settings.SUPPORT_CHAT = {"ICONS": "fontawesome"}
+        send(talk, staff, "Looking")
+        html = staff_client.get(f"{INBOX}{talk.pk}/").content.decode()
+        assert "<svg" not in html
+        assert '<i class="fas fa-search" aria-hidden="true"></i>' in html
+        assert '<i class="fas fa-paper-plane" aria-hidden="true"></i>' in html
+        assert '<i class="fas fa-check" aria-hidden="true" data-sc-icon="check"></i>' in html
+        # The default base template links the package's Font Awesome only in this mode.
+        assert "/static/fontawesomefree/css/all.min.css" in html

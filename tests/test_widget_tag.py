@@ -58,7 +58,9 @@ def test_signed_in_user_gets_launcher_config_and_loader():
     assert "chat-visible-auth" in html
     assert 'class="support-chat-launcher btn btn-primary rounded-circle shadow"' in html
     assert 'aria-haspopup="dialog"' in html and 'aria-expanded="false"' in html
-    assert '<i class="fas fa-comments" aria-hidden="true"></i>' in html
+    # The launcher's icon is inline SVG (icons.py): visible without any icon font.
+    assert re.search(r'<svg class="sc-icon" viewBox="0 0 16 16"[^>]* aria-hidden="true"', html)
+    assert "fa-comments" not in html
     assert "Chat with support" in html  # accessible name and tooltip
     # No unread messages: the badge is there (for live updates) but hidden.
     assert re.search(r'class="support-chat-badge[^"]*bg-danger"\s+hidden>0<', html)

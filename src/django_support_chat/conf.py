@@ -55,6 +55,9 @@ DEFAULTS: dict[str, Any] = {
     # PostgreSQL text search configuration of the inbox search ("simple": no stemming,
     # any language). Ignored on other databases.
     "INBOX_SEARCH_CONFIG": "simple",
+    # Icons of the widget and the inbox: "svg" (the package's own inline SVGs, no icon font
+    # needed) or "fontawesome" (<i class="fas fa-…">, from the host's Font Awesome 5 or 6).
+    "ICONS": "svg",
     # Copy shown in the widget. Values may be lazy translations.
     "WIDGET_TEXTS": {
         "title": _("Support"),

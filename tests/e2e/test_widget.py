@@ -62,7 +62,7 @@ def test_launcher_size_place_layer_and_tooltip_on_desktop(new_context, make_user
     assert launcher.evaluate("el => el.closest('.chat-visible-auth') !== null")
     classes = launcher.get_attribute("class").split()
     assert {"btn", "btn-primary", "rounded-circle", "shadow"} <= set(classes)
-    assert launcher.locator("i.fa-comments").count() == 1
+    assert launcher.locator("svg.sc-icon").count() == 1  # the package's own icon
     # Above the navbar, below Bootstrap's modal backdrop (1050).
     z_index = int(launcher.evaluate("el => getComputedStyle(el).zIndex"))
     navbar_z = int(page.locator("nav.navbar").evaluate("el => getComputedStyle(el).zIndex"))

@@ -60,7 +60,7 @@ def test_offline_message_waits_in_the_queue_and_is_delivered_exactly_once(
     expect(pending).to_have_count(1)
     expect(pending).to_have_class(re.compile("scw-sending"))
     expect(pending.locator(".scw-status")).to_have_attribute("title", "Sending")
-    assert pending.locator(".fa-clock").count() == 1
+    assert pending.locator(".scw-status-sending svg.sc-icon path").count() == 1  # the clock
     # Dimmed: lighter than a confirmed bubble (by colour, so the text keeps its contrast).
     colour = pending.locator(".scw-bubble").evaluate("el => getComputedStyle(el).backgroundColor")
     assert colour != page.locator(".support-chat-launcher").evaluate(

@@ -7,6 +7,12 @@ parse input and render.
 
 The list state lives in the URL: ``/<mount>/`` or ``/<mount>/<id>/`` (the open
 conversation) with ``?filter=all|unread|open|mine`` and ``?q=<search>``.
+
+Template context: every name the views pass starts with ``sc_`` (and so do the loop
+variables in the templates), because the pages render inside the host's layout, whose
+``messages``, ``user``, ``request``, ``perms``... must stay the host's. People are named
+with ``names`` here, never by the templates (the user model may have no ``get_full_name``,
+``email`` or ``username``).
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from django_htmx.http import (
 )
 from django_htmx.middleware import HtmxDetails
 
-from .. import queries, roles, services
+from .. import icons, queries, roles, services
 from ..conf import chat_settings
 from ..exceptions import ChatError
 from ..models import Conversation, Message, Side
@@ -155,6 +161,34 @@ def short_time(value: datetime) -> str:
     return f"{local.strftime('%b')} {local.day}"
 
 
+def customer_email(user: Any, shown_name: str = "") -> str:
+    """The customer's email address, if the user model has one (its ``EMAIL_FIELD``) and it
+    is set; "" too when it is already the name shown (the login fallback)."""
+    if user is None:
+        return ""
+    get_field_name = getattr(user, "get_email_field_name", None)
+    try:
+        field_name = get_field_name() if callable(get_field_name) else None
+    except Exception:
+        field_name = None
+    value = getattr(user, field_name, "") if isinstance(field_name, str) else ""
+    value = value.strip() if isinstance(value, str) else ""
+    return "" if value == shown_name else value
+
+
+@dataclass(frozen=True)
+class StaffOption:
+    """One staff member in the assignment menus: named for colleagues (``staff_label``)."""
+
+    pk: Any
+    label: str
+    me: bool = False
+
+
+def staff_options(request: HttpRequest, staff: list[Any]) -> list[StaffOption]:
+    return [StaffOption(u.pk, staff_label(u), u.pk == request.user.pk) for u in staff]
+
+
 @dataclass
 class Row:
     conversation: Conversation
@@ -164,10 +198,12 @@ class Row:
     snippet_from_staff: bool = False
     time: str = ""
     active: bool = False
+    assignee: str = ""
 
     def __post_init__(self) -> None:
         c = self.conversation
         self.name = customer_name(c.customer)
+        self.assignee = staff_label(c.assigned_to) if c.assigned_to_id else ""
         self.initials = initials(self.name)
         if c.last_message is not None:
             text = " ".join(c.last_message.text.split())
@@ -235,6 +271,7 @@ def vendor_assets() -> dict[str, bool]:
 def list_context(
     request: HttpRequest, state: InboxState, cursor: str | None = None
 ) -> dict[str, Any]:
+    """The list: ``sc_rows``, ``sc_more_url``, ``sc_empty_text``."""
     conversations = queries.filter_inbox(request.user, **state.filter_kwargs)
     page, next_cursor = queries.keyset_page(conversations, cursor, chat_settings.INBOX_PAGE_SIZE)
     rows = [Row(c, active=c.pk == state.conversation_id) for c in page]
@@ -244,7 +281,7 @@ def list_context(
         if state.conversation_id:
             params["c"] = state.conversation_id
         more_url = reverse("support_chat_inbox:rows") + "?" + urlencode(params)
-    return {"rows": rows, "more_url": more_url, "empty_text": state.empty_text()}
+    return {"sc_rows": rows, "sc_more_url": more_url, "sc_empty_text": state.empty_text()}
 
 
 def pane_context(
@@ -258,13 +295,11 @@ def pane_context(
     )
     messages = list(reversed(latest[:size]))
     return {
-        "conversation": conversation,
-        "row": Row(conversation),
-        "messages": message_views(messages, conversation),
-        "earlier_url": _earlier_url(conversation, messages) if len(latest) > size else None,
+        "sc_messages": message_views(messages, conversation),
+        "sc_earlier_url": _earlier_url(conversation, messages) if len(latest) > size else None,
         **header_context(request, state, conversation, staff),
-        "client_id": uuid.uuid4(),
-        "max_length": chat_settings.MAX_MESSAGE_LENGTH,
+        "sc_client_id": uuid.uuid4(),
+        "sc_max_length": chat_settings.MAX_MESSAGE_LENGTH,
     }
 
 
@@ -274,11 +309,14 @@ def header_context(
     conversation: Conversation,
     staff: list[Any] | None = None,
 ) -> dict[str, Any]:
+    row = Row(conversation)
     return {
-        "conversation": conversation,
-        "row": Row(conversation),
-        "staff": services.staff_users() if staff is None else staff,
-        "state": state,
+        "sc_conversation": conversation,
+        "sc_row": row,
+        "sc_customer_email": customer_email(conversation.customer, row.name),
+        "sc_staff": staff_options(request, services.staff_users() if staff is None else staff),
+        "sc_state": state,
+        "sc_user_id": request.user.pk,
     }
 
 
@@ -313,18 +351,27 @@ def js_texts() -> dict[str, str]:
 
 def base_context(request: HttpRequest, state: InboxState) -> dict[str, Any]:
     prefix = "/" + chat_settings.WEBSOCKET_PATH_PREFIX.strip("/") + "/"
+    vendor = vendor_assets()
+    staff = services.staff_users()
     return {
-        "state": state,
-        "filters": state.filters(),
-        "base_template": chat_settings.INBOX_BASE_TEMPLATE,
-        "include_htmx": chat_settings.INBOX_INCLUDE_HTMX,
-        "vendor": vendor_assets(),
-        "ws_lobby": prefix + "admin/",
-        "ws_conversation": prefix + "admin/0/",
-        "staff": services.staff_users(),
-        "bulk_limit": BULK_LIMIT,
-        "js_texts": js_texts(),
-        "urls": {
+        "sc_state": state,
+        "sc_filters": state.filters(),
+        "sc_base_template": chat_settings.INBOX_BASE_TEMPLATE,
+        "sc_include_htmx": chat_settings.INBOX_INCLUDE_HTMX,
+        # The default base template links Font Awesome only when the icons use it.
+        "sc_vendor": {
+            **vendor,
+            "fontawesome": vendor["fontawesome"] and icons.mode() == icons.FONT_AWESOME,
+        },
+        "sc_script_icons": icons.INBOX_SCRIPT_ICONS,
+        "sc_ws_lobby": prefix + "admin/",
+        "sc_ws_conversation": prefix + "admin/0/",
+        "sc_staff_users": staff,
+        "sc_staff": staff_options(request, staff),
+        "sc_user_id": request.user.pk,
+        "sc_bulk_limit": BULK_LIMIT,
+        "sc_js_texts": js_texts(),
+        "sc_urls": {
             "inbox": reverse("support_chat_inbox:inbox"),
             "rows": reverse("support_chat_inbox:rows"),
             "row": reverse("support_chat_inbox:row", args=[0]),
@@ -371,7 +418,8 @@ def inbox(request: HttpRequest, pk: int | None = None) -> HttpResponse:
             response = _render(request, "support_chat/inbox/partials/list_response.html", context)
         else:
             if conversation is not None:
-                context.update(pane_context(request, state, conversation, context["staff"]))
+                staff = context["sc_staff_users"]
+                context.update(pane_context(request, state, conversation, staff))
             response = _render(request, "support_chat/inbox/partials/pane_response.html", context)
         # Typing in the search box replaces the history entry; everything else adds one.
         if htmx.trigger == "sc-search":
@@ -379,7 +427,7 @@ def inbox(request: HttpRequest, pk: int | None = None) -> HttpResponse:
         return push_url(response, state.url())
     context.update(list_context(request, state))
     if conversation is not None:
-        context.update(pane_context(request, state, conversation, context["staff"]))
+        context.update(pane_context(request, state, conversation, context["sc_staff_users"]))
     return _render(request, "support_chat/inbox/page.html", context)
 
 
@@ -392,7 +440,7 @@ def rows(request: HttpRequest) -> HttpResponse:
         context = list_context(request, state, request.GET.get("cursor") or None)
     except queries.InvalidCursor:
         return HttpResponse(_("Invalid cursor."), status=400, content_type="text/plain")
-    context["state"] = state
+    context["sc_state"] = state
     return _render(request, "support_chat/inbox/partials/rows.html", context)
 
 
@@ -407,7 +455,7 @@ def row(request: HttpRequest, pk: int) -> HttpResponse:
         if not Conversation.objects.filter(pk=pk).exists():
             raise Http404
         return HttpResponse(status=204)
-    context = {"row": Row(conversation, active=pk == state.conversation_id), "state": state}
+    context = {"sc_row": Row(conversation, active=pk == state.conversation_id), "sc_state": state}
     return _render(request, "support_chat/inbox/partials/row.html", context)
 
 
@@ -442,9 +490,9 @@ def history(request: HttpRequest, pk: int) -> HttpResponse:
     )
     messages = list(reversed(page[:size]))
     context = {
-        "conversation": conversation,
-        "messages": message_views(messages, conversation),
-        "earlier_url": _earlier_url(conversation, messages) if len(page) > size else None,
+        "sc_conversation": conversation,
+        "sc_messages": message_views(messages, conversation),
+        "sc_earlier_url": _earlier_url(conversation, messages) if len(page) > size else None,
     }
     return _render(request, "support_chat/inbox/partials/messages_page.html", context)
 
@@ -467,7 +515,7 @@ def _error(request: HttpRequest, message: str, status: int) -> HttpResponse:
     if not _htmx(request):
         return HttpResponse(message, status=status, content_type="text/plain")
     response = _render(
-        request, "support_chat/inbox/partials/alert.html", {"message": message}, status
+        request, "support_chat/inbox/partials/alert.html", {"sc_alert": message}, status
     )
     response["HX-Retarget"] = "#sc-alerts"
     response["HX-Reswap"] = "innerHTML"
@@ -521,7 +569,10 @@ def reply(request: HttpRequest, pk: int) -> HttpResponse:
     if fallback is not None:
         return fallback
     message = Message.objects.select_related("sender").get(pk=message.pk)
-    context = {"messages": message_views([message], conversation), "conversation": conversation}
+    context = {
+        "sc_messages": message_views([message], conversation),
+        "sc_conversation": conversation,
+    }
     response = _render(request, "support_chat/inbox/partials/messages.html", context)
     return _changed(response, [pk])
 
@@ -629,6 +680,8 @@ def bulk(request: HttpRequest) -> HttpResponse:
     if fallback is not None:
         return fallback
     response = _render(
-        request, "support_chat/inbox/partials/alert.html", {"message": message, "level": "success"}
+        request,
+        "support_chat/inbox/partials/alert.html",
+        {"sc_alert": message, "sc_alert_level": "success"},
     )
     return _changed(response, [c.pk for c in conversations])

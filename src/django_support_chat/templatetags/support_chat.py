@@ -22,6 +22,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
 
 from ..conf import chat_settings
+from ..icons import PANEL_ICONS, icon_html, script_icons
 from ..models import Conversation
 
 register = template.Library()
@@ -60,6 +61,8 @@ def widget_config(request: Any, user: Any) -> dict[str, Any]:
         "lang": get_language() or "",
         "texts": {key: str(value) for key, value in chat_settings.WIDGET_TEXTS.items()},
         "assets": {"js": static(PANEL_JS), "css": static(PANEL_CSS)},
+        # The panel's icons: SVG path data from icons.py (or Font Awesome classes).
+        "icons": script_icons(PANEL_ICONS),
     }
 
 
@@ -124,3 +127,10 @@ def support_chat_widget(context: template.Context) -> SafeString:
     return mark_safe(
         render_to_string("support_chat/widget/widget.html", widget_context, request=request)
     )
+
+
+@register.simple_tag
+def support_chat_icon(name: str, **attrs: Any) -> SafeString:
+    """``{% support_chat_icon "paper-plane" class="me-1" %}``: one of the package's icons,
+    inline SVG or Font Awesome as ``SUPPORT_CHAT["ICONS"]`` says (see icons.py)."""
+    return icon_html(name, **attrs)

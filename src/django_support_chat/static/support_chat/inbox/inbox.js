@@ -30,11 +30,7 @@
 
   var CLOSE_FOR_GOOD = [4001, 4401, 4403, 4404];
   var RECEIPT_RANK = { sent: 0, delivered: 1, read: 2 };
-  var RECEIPT_ICON = {
-    sent: '<i class="fa-solid fa-check" aria-hidden="true"></i>',
-    delivered: '<i class="fa-solid fa-check-double" aria-hidden="true"></i>',
-    read: '<i class="fa-solid fa-check-double" aria-hidden="true"></i>',
-  };
+  var RECEIPT_ICON = { sent: "check", delivered: "check-double", read: "check-double" };
 
   var root = null; // #sc-inbox
   var lobby = null; // Socket on ws/chat/admin/
@@ -56,6 +52,13 @@
   }
   function t(key, fallback) {
     return texts[key] || fallback;
+  }
+  // The page renders the icons this script uses into <template id="sc-icons"> (inline SVG
+  // from icons.py, or Font Awesome): clone one, never build markup here.
+  function icon(name) {
+    var icons = document.getElementById("sc-icons");
+    var found = icons && icons.content.querySelector('[data-sc-icon="' + name + '"]');
+    return found ? found.cloneNode(true) : document.createTextNode("");
   }
 
   // -- WebSocket with heartbeats and reconnection ----------------------------------------
@@ -469,7 +472,7 @@
     receipt.dataset.status = status;
     var label = status === "read" ? t("read", "Read") : status === "delivered" ? t("delivered", "Delivered") : t("sent", "Sent");
     receipt.title = label;
-    receipt.innerHTML = RECEIPT_ICON[status] || RECEIPT_ICON.sent;
+    receipt.replaceChildren(icon(RECEIPT_ICON[status] || RECEIPT_ICON.sent));
     var text = document.createElement("span");
     text.className = "sc-receipt-text visually-hidden";
     text.textContent = label;

@@ -1,5 +1,5 @@
 /* django-support-chat loader: on every page, so tiny (docs/widget.md). Loads the panel
-   on first interaction, or at once when there is something to show. */
+   on first interaction, or at once if there is something to show. */
 (() => {
   "use strict";
   const root = document.getElementById("support-chat");
@@ -28,7 +28,7 @@
         const el = Object.assign(document.createElement(tag), props);
         el.onload = () => --left || resolve();
         el.onerror = reject;
-        document.head.appendChild(el);
+        document.head.append(el);
       });
   }).then(() => {
     unwatch();
@@ -38,7 +38,7 @@
     throw error;
   }));
 
-  // Keeps the badge live until the panel loads (only if there is a conversation).
+  // Keeps the badge live until the panel loads (if there is a conversation).
   const watch = () => {
     if (panel || socket || !cfg.conversation || !window.WebSocket) return;
     const ws = socket = new WebSocket((location.protocol == "https:" ? "wss://" : "ws://") +
@@ -57,7 +57,7 @@
       clearInterval(beat);
       if (socket != ws) return;
       socket = null;
-      // Not after logout/refusal (4001, 4401-4404); else exponential backoff + jitter.
+      // Not after logout/refusal (4001, 4401-4404); else backoff with jitter.
       if (code != 4001 && (code < 4401 || code > 4404)) {
         setTimeout(watch, Math.min(3e4, 1e3 * 2 ** tries++) * (0.5 + Math.random() / 2));
       }

@@ -42,8 +42,32 @@
     return el;
   }
 
+  // Icons come from the server (icons.py, in the config): SVG path data drawn here into
+  // the same wrapper as {% support_chat_icon %}, or Font Awesome classes when ICONS is
+  // "fontawesome". Never markup.
+  var ICONS = {};
+  var SVG_NS = "http://www.w3.org/2000/svg"; // a name, never fetched
+  var SVG_ATTRS = {
+    class: "sc-icon",
+    viewBox: "0 0 16 16",
+    width: "1em",
+    height: "1em",
+    fill: "currentColor",
+    "fill-rule": "evenodd",
+    "aria-hidden": "true",
+    focusable: "false",
+  };
+
   function icon(name) {
-    return h("i", { class: "fas fa-" + name, "aria-hidden": "true" });
+    if (ICONS.fa) return h("i", { class: ICONS.fa[name], "aria-hidden": "true" });
+    var svg = document.createElementNS(SVG_NS, "svg");
+    var path = document.createElementNS(SVG_NS, "path");
+    Object.keys(SVG_ATTRS).forEach(function (key) {
+      svg.setAttribute(key, SVG_ATTRS[key]);
+    });
+    path.setAttribute("d", (ICONS.svg || {})[name] || "");
+    svg.appendChild(path);
+    return svg;
   }
 
   function srOnly(text) {
@@ -108,6 +132,7 @@
 
   window.SupportChatPanel = function (root, cfg, setBadge) {
     var T = cfg.texts;
+    ICONS = cfg.icons || {};
     var apiBase = cfg.api; // ".../conversations/"
     var SESSION_KEY = "support-chat:" + cfg.user;
     var QUEUE_KEY = "support-chat:queue:" + cfg.user;
