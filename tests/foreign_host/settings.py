@@ -99,8 +99,10 @@ SUPPORT_CHAT = {"INBOX_BASE_TEMPLATE": "host/base.html"}
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # The host's own API is for programs (HTTP Basic here; token or JWT on many sites):
+    # no session. The chat's API still accepts the widget's session cookie.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.BasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
 }

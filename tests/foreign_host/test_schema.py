@@ -4,6 +4,7 @@ to the chat's: the chat must not take over the host's component names, and the h
 
 from __future__ import annotations
 
+from base64 import b64encode
 from pathlib import Path
 
 import pytest
@@ -18,13 +19,21 @@ pytestmark = pytest.mark.django_db
 HOST_USER_FIELDS = {"id", "email", "name", "is_staff"}
 
 
+def basic_client(user):
+    """A client of the host's own API, which takes HTTP Basic (no session)."""
+    client = api_client()
+    credentials = b64encode(f"{user.email}:pw".encode()).decode()
+    client.credentials(HTTP_AUTHORIZATION=f"Basic {credentials}")
+    return client
+
+
 def host_schema(client) -> dict:
     response = ok(client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json"))
     return response.json()
 
 
 def test_the_hosts_user_component_is_the_hosts(customer):
-    schema = host_schema(api_client(customer))
+    schema = host_schema(basic_client(customer))
     assert schema["info"]["title"] == "Foreign Host API"
     user = schema["components"]["schemas"]["User"]
     assert set(user["properties"]) == HOST_USER_FIELDS
@@ -33,7 +42,9 @@ def test_the_hosts_user_component_is_the_hosts(customer):
 
 
 def test_me_endpoint(customer):
-    body = ok(api_client(customer).get("/api/v1/me/")).json()
+    """The host's own API takes HTTP Basic only: the chat changed nothing about it."""
+    assert api_client(customer).get("/api/v1/me/").status_code in (401, 403)  # no session
+    body = ok(basic_client(customer).get("/api/v1/me/")).json()
     assert body == {
         "id": customer.pk,
         "email": customer.email,
@@ -43,7 +54,7 @@ def test_me_endpoint(customer):
 
 
 def test_the_chat_components_do_not_collide_with_the_hosts(customer):
-    schema = host_schema(api_client(customer))
+    schema = host_schema(basic_client(customer))
     components = schema["components"]["schemas"]
     # The chat's operations are in the host's schema (it documents every URL) and every
     # reference they make resolves to a component of the chat's own shape.
