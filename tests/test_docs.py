@@ -220,3 +220,17 @@ def test_the_markdown_reader_works() -> None:
     assert ("checks.md", "installation.md#production") in found
     assert "production" in anchors(DOCS / "installation.md")
     assert slug("POST conversations/\\<id\\>/messages/") == "post-conversationsidmessages"
+
+
+def test_the_readme_steps_are_what_the_foreign_host_needed():
+    """README's "Add it to your site" has five numbered steps, and the foreign host in
+    ``tests/foreign_host`` (installed by following them) marks its edits with exactly those
+    step numbers: the README's count is the real count."""
+    section = README.read_text().split("## Add it to your site", 1)[1].split("\n## ", 1)[0]
+    readme_steps = [int(n) for n in re.findall(r"^\*\*(\d+)\. ", section, re.MULTILINE)]
+    assert readme_steps == [1, 2, 3, 4, 5]
+    marked = set()
+    for path in (ROOT / "tests" / "foreign_host").rglob("*"):
+        if path.suffix in (".py", ".html"):
+            marked |= {int(n) for n in re.findall(r"support-chat: step (\d+)", path.read_text())}
+    assert marked == set(readme_steps)
