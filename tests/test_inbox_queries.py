@@ -13,8 +13,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_support_chat import services
-from django_support_chat import queries
+from django_support_chat import queries, services
 from django_support_chat.models import Conversation, Message, Side
 
 from .factories import ConversationFactory, UserFactory, send

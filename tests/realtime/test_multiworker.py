@@ -13,8 +13,8 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from websockets.asyncio.client import connect as ws_connect
 
-from django_support_chat.models import Conversation, Message
 from django_support_chat import tokens
+from django_support_chat.models import Conversation, Message
 
 from ..e2e.conftest import start_server, stop_server
 from .conftest import redis_url
