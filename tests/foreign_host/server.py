@@ -6,7 +6,6 @@ process's database (the SQLite test file or the PostgreSQL test database)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,28 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from django.db import connection
+
+from ..servers import database_url, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL_ENV = "REDIS_URL_TEST"
 # What must never be in the server's log (a 500 answer, an exception of any kind).
 LOG_ERRORS = ("500", "Traceback", "Internal Server Error")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def database_url() -> str:
-    """The URL of the test database the test process is using."""
-    s = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{s['NAME']}"
-    host, port = s.get("HOST") or "127.0.0.1", s.get("PORT") or 5432
-    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
-    return f"postgres://{s['USER']}{password}@{host}:{port}/{s['NAME']}"
 
 
 def redis_url() -> str:
