@@ -25,9 +25,6 @@ from django.test import Client
 from ..servers import database_url, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-# Playwright's sync API keeps an event loop in this thread; the ORM calls of these tests
-# are still plain synchronous code, so Django's async-safety guard does not apply.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -52,6 +49,7 @@ def start_server(extra_env: dict[str, str] | None = None) -> tuple[subprocess.Po
         **(extra_env or {}),
     }
     env.pop("REDIS_URL", None) if "REDIS_URL" not in (extra_env or {}) else None
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the server keeps Django's guard
     log = open(ROOT / f".e2e-server-{port}.log", "w")  # noqa: SIM115
     process = subprocess.Popen(
         [
@@ -112,7 +110,18 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(scope="session")
-def browser(chromium_path: str) -> Iterator[Any]:
+def _orm_beside_playwright() -> Iterator[None]:
+    """Playwright's sync API keeps an event loop in this thread; the ORM calls of these
+    tests are still plain synchronous code, so Django's async-safety guard does not apply.
+    Only while a browser runs (the browser tests have a pytest process of their own), never
+    for the whole run, and never for the servers the tests start."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        yield
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: str, _orm_beside_playwright: None) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

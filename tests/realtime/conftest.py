@@ -33,7 +33,7 @@ def redis_url() -> str:
     return url
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 def layer(request: pytest.FixtureRequest, settings: Any) -> Iterator[str]:
     """Run the test on the in-memory layer and on channels-redis against a real Redis."""
     settings.SUPPORT_CHAT = {
