@@ -141,3 +141,64 @@ class TestRenderText:
         html = render_text(text)
         assert_inert(html)
         assert parse(html)[1] == text
+
+
+class TestRenderTextThreads:
+    """Request threads render at once: nothing they share may be thread-unsafe. A shared
+    bleach Linker raised IndexError inside html5lib under 100 concurrent history loads."""
+
+    THREADS = 24
+    PER_THREAD = 150
+
+    @staticmethod
+    def _texts(thread: int, count: int) -> list[str]:
+        return [
+            f"<b>{thread}-{i}</b> see https://example.com/{thread}/{i}?q=<x>&y={i} "
+            f"and mailto:someone{i}@example.org, not javascript:alert({i}) & AT&T\n"
+            + "x"
+            * (i % 40)
+            for i in range(count)
+        ]
+
+    def test_many_threads_render_what_one_thread_renders(self):
+        import threading
+
+        from django_support_chat import text
+
+        batches = [self._texts(t, self.PER_THREAD) for t in range(self.THREADS)]
+        # Single-threaded reference, past the cache.
+        expected = [[text.render_text.__wrapped__(s) for s in batch] for batch in batches]
+        text.render_text.cache_clear()
+        barrier = threading.Barrier(self.THREADS)
+        results: dict[int, list[str]] = {}
+        failures: list[BaseException] = []
+
+        def work(index: int) -> None:
+            try:
+                barrier.wait(timeout=10)
+                # Through the cache and past it, both concurrently with the other threads;
+                # each twice, so cache hits race with misses of the same text.
+                out = []
+                for s in batches[index]:
+                    out.append(text.render_text(s))
+                    assert text.render_text.__wrapped__(s) == out[-1]
+                    assert text.render_text(s) == out[-1]
+                results[index] = out
+            except BaseException as exc:  # reported by the main thread
+                failures.append(exc)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(self.THREADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert failures == []
+        assert [results[i] for i in range(self.THREADS)] == expected
+
+    def test_cache_returns_the_same_rendering(self):
+        from django_support_chat import text
+
+        text.render_text.cache_clear()
+        first = render_text("hi https://example.com")
+        assert render_text("hi https://example.com") is first
+        assert text.render_text.cache_info().hits >= 1

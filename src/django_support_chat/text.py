@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from typing import Any
 
 import bleach
@@ -62,13 +63,29 @@ def _set_link_attrs(attrs: dict[Any, str], new: bool = False) -> dict[Any, str] 
     return attrs
 
 
-_linker = Linker(callbacks=[_set_link_attrs], skip_tags=["pre", "code"], parse_email=False)
+# A bleach ``Linker`` keeps parser and tokenizer state between calls and is not
+# thread-safe: two request threads sharing one raised IndexError deep inside html5lib.
+# Each thread builds its own on first use (a few KB; request threads are long-lived).
+_local = threading.local()
 
 
+def _linker() -> Linker:
+    linker: Linker | None = getattr(_local, "linker", None)
+    if linker is None:
+        linker = _local.linker = Linker(
+            callbacks=[_set_link_attrs], skip_tags=["pre", "code"], parse_email=False
+        )
+    return linker
+
+
+# functools.lru_cache is thread-safe (its bookkeeping is locked); two threads missing on
+# the same text at once both render it, with the same result.
 @functools.lru_cache(maxsize=512)  # a send renders its message for the event and the reply
 def render_text(text: str) -> str:
-    """Escape ``text`` and turn bare URLs into safe links. The result is safe HTML."""
-    return _linker.linkify(escape(text))
+    """Escape ``text`` and turn bare URLs into safe links. The result is safe HTML.
+
+    Safe to call from any number of threads at once."""
+    return _linker().linkify(escape(text))
 
 
 __all__ = ["LINK_REL", "bleach", "clean_text", "render_text"]
