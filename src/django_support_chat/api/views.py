@@ -22,6 +22,7 @@ from ..conf import chat_settings
 from ..exceptions import ChatError
 from ..models import Conversation, Message, Side
 from ..queries import filter_inbox
+from .metadata import ChatMetadata
 from .pagination import CatchUpPagination, ConversationPagination, HistoryPagination
 from .permissions import IsSupportStaff
 from .schema import CHAT_SCHEMA_SETTINGS, ChatAutoSchema, document, errors
@@ -54,6 +55,7 @@ class ChatAPIView(GenericAPIView):
     parser_classes = [JSONParser]
     throttle_classes = [ChatRateThrottle]
     throttle_scope = DEFAULT_SCOPE
+    metadata_class = ChatMetadata  # OPTIONS: never a 500 (api/metadata.py)
     schema = ChatAutoSchema()
 
     def get_authenticators(self) -> list[Any]:
