@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
+from unittest import mock
 
 import pytest
 from django.db import connection
@@ -190,3 +192,34 @@ def test_concurrent_resends_store_one_message():
     assert [created for _, created in results].count(True) == 1
     conversation.refresh_from_db()
     assert conversation.unread_staff_count == 1
+
+
+def test_concurrent_first_requests_start_one_conversation():
+    """Two tabs flushing the offline queue at once: both first ``GET conversations/``
+    must land in one conversation, or the customer's queued messages are split."""
+    require_postgresql()
+    customer = UserFactory(customer=True)
+    results: list[tuple[int, bool]] = []
+    lock = threading.Lock()
+    lookup = services._latest_conversation
+
+    def slow_lookup(user: object) -> Conversation | None:
+        found = lookup(user)
+        time.sleep(0.05)  # every request looks before any of them creates
+        return found
+
+    def first_request() -> None:
+        conversation, created = services.get_or_start_conversation(customer)
+        services.send_message(conversation, customer, "queued", uuid.uuid4())
+        with lock:
+            results.append((conversation.pk, created))
+
+    with mock.patch.object(services, "_latest_conversation", slow_lookup):
+        run_concurrently([first_request] * 8)
+
+    [conversation] = Conversation.objects.filter(customer=customer)
+    assert {pk for pk, _created in results} == {conversation.pk}
+    assert [created for _pk, created in results].count(True) == 1
+    assert Message.objects.filter(conversation=conversation).count() == 8
+    conversation.refresh_from_db()
+    assert conversation.unread_staff_count == 8

@@ -45,6 +45,33 @@ class TestStartConversation:
         assert again == first
         assert Conversation.objects.filter(customer=customer).count() == 1
 
+    @pytest.mark.django_db(transaction=True)
+    def test_concurrent_first_calls_start_one(self, customer):
+        """On any database (SQLite: serialised writes, IMMEDIATE transactions); the
+        PostgreSQL row-lock version is in test_concurrency.py."""
+        import threading
+        import time
+
+        from .test_concurrency import run_concurrently
+
+        results, lock, lookup = [], threading.Lock(), services._latest_conversation
+
+        def slow_lookup(user):
+            found = lookup(user)
+            time.sleep(0.05)  # every call looks before any of them creates
+            return found
+
+        def first_call():
+            conversation, created = services.get_or_start_conversation(customer)
+            with lock:
+                results.append((conversation.pk, created))
+
+        with mock.patch.object(services, "_latest_conversation", slow_lookup):
+            run_concurrently([first_call] * 4)
+        [conversation] = Conversation.objects.filter(customer=customer)
+        assert {pk for pk, _created in results} == {conversation.pk}
+        assert [created for _pk, created in results].count(True) == 1
+
     def test_returns_latest(self, customer):
         old = ConversationFactory(customer=customer)
         new = ConversationFactory(customer=customer)
@@ -290,16 +317,44 @@ class TestMarkDelivered:
 
 
 class TestMarkUnread:
-    def test_flags_last_customer_message_unread(self, conversation, customer, staff):
+    def test_flags_unread_without_moving_the_watermark(self, conversation, customer, staff):
         send(conversation, customer, "one")
         last = send(conversation, customer, "two")
         services.mark_read(conversation, staff)
         services.mark_unread(conversation, staff)
         conversation = fresh(conversation)
-        assert conversation.unread_staff_count == 1
-        assert conversation.staff_read_id == last.pk - 1
-        assert_counters_match_watermarks(conversation)
+        assert conversation.unread_staff_count == 1  # the flag
+        assert conversation.staff_read_id == last.pk  # never moves back
+        assert conversation.staff_delivered_id == last.pk
         assert AuditEntry.objects.filter(action=AuditEntry.Action.MARK_UNREAD, actor=staff).exists()
+
+    def test_customer_receipt_stays_read(self, conversation, customer, staff):
+        message = send(conversation, customer, "did you read this?")
+        services.mark_read(conversation, staff)
+        assert message.status_for_recipient(fresh(conversation)) == "read"
+        services.mark_unread(conversation, staff)
+        assert message.status_for_recipient(fresh(conversation)) == "read"
+
+    def test_mark_read_clears_the_flag(self, conversation, customer, staff):
+        last = send(conversation, customer)
+        services.mark_read(conversation, staff)
+        services.mark_unread(conversation, staff)
+        services.mark_read(conversation, staff)
+        conversation = fresh(conversation)
+        assert conversation.unread_staff_count == 0
+        assert conversation.staff_read_id == last.pk
+        assert_counters_match_watermarks(conversation)
+
+    def test_new_customer_message_after_the_flag_counts_one(self, conversation, customer, staff):
+        send(conversation, customer)
+        services.mark_read(conversation, staff)
+        services.mark_unread(conversation, staff)
+        send(conversation, customer)
+        conversation = fresh(conversation)
+        assert conversation.unread_staff_count == 1
+        assert_counters_match_watermarks(conversation)
+        send(conversation, customer)
+        assert fresh(conversation).unread_staff_count == 2
 
     def test_no_op_without_customer_messages_or_when_already_unread(
         self, conversation, customer, staff
@@ -512,3 +567,106 @@ class TestEvents:
         assert stored.text == "hi"
         assert fresh(conversation).unread_staff_count == 1
         assert "Could not publish" in caplog.text
+
+
+class TestSignals:
+    """Public signals leave on commit: never for a change that is rolled back."""
+
+    @pytest.fixture
+    def received(self):
+        from django_support_chat import signals
+
+        calls: list[tuple[str, dict]] = []
+        connected = []
+        for name in (
+            "message_created",
+            "conversation_started",
+            "conversation_assigned",
+            "conversation_closed",
+            "conversation_reopened",
+        ):
+
+            def receiver(sender, _name=name, **kwargs):
+                calls.append((_name, kwargs))
+
+            getattr(signals, name).connect(receiver, weak=False)
+            connected.append((getattr(signals, name), receiver))
+        yield calls
+        for signal, receiver in connected:
+            signal.disconnect(receiver)
+
+    def actions(self, customer, staff):
+        """Every signalling action once, in one go; returns the signal names expected."""
+        conversation, _ = services.get_or_start_conversation(customer)
+        send(conversation, customer)
+        services.assign(conversation, staff, staff)
+        services.close(conversation, staff)
+        services.reopen(conversation, staff)
+        return [
+            "conversation_started",
+            "message_created",
+            "conversation_assigned",
+            "conversation_closed",
+            "conversation_reopened",
+        ]
+
+    def test_outer_rollback_sends_nothing(
+        self, customer, staff, received, django_capture_on_commit_callbacks
+    ):
+        class Boom(Exception):
+            pass
+
+        with (
+            django_capture_on_commit_callbacks(execute=True),
+            pytest.raises(Boom),
+            transaction.atomic(),
+        ):
+            self.actions(customer, staff)
+            assert received == []  # not before the commit either
+            raise Boom
+        assert received == []
+        assert not Conversation.objects.exists()
+
+    def test_outer_commit_sends_each_once(
+        self, customer, staff, received, django_capture_on_commit_callbacks
+    ):
+        with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+            expected = self.actions(customer, staff)
+            assert received == []
+        assert [name for name, _kwargs in received] == expected
+        conversation = Conversation.objects.get()
+        assert all(kwargs["conversation"] == conversation for _name, kwargs in received)
+        assert received[2][1]["assignee"] == staff
+
+    def test_no_signal_for_a_retry_or_a_no_op(
+        self, conversation, customer, staff, received, django_capture_on_commit_callbacks
+    ):
+        client_id = uuid.uuid4()
+        with django_capture_on_commit_callbacks(execute=True):
+            services.send_message(conversation, customer, "hi", client_id)
+        with django_capture_on_commit_callbacks(execute=True):
+            services.send_message(conversation, customer, "hi", client_id)
+            services.reopen(conversation, staff)  # already open
+            services.get_or_start_conversation(customer)  # exists
+        assert [name for name, _kwargs in received] == ["message_created"]
+
+    def test_failing_receiver_does_not_stop_the_others(
+        self, conversation, staff, received, django_capture_on_commit_callbacks, caplog
+    ):
+        from django_support_chat import signals
+
+        def broken(sender, **kwargs):
+            raise RuntimeError("receiver bug")
+
+        signals.conversation_closed.connect(broken, weak=False)
+        try:
+            with (
+                caplog.at_level(logging.ERROR, logger="django_support_chat.signals"),
+                django_capture_on_commit_callbacks(execute=True),
+            ):
+                services.close(conversation, staff)
+        finally:
+            signals.conversation_closed.disconnect(broken)
+        assert [name for name, _kwargs in received] == ["conversation_closed"]
+        assert "receiver bug" in caplog.text
+        assert fresh(conversation).status == Conversation.Status.CLOSED

@@ -7,12 +7,13 @@ management commands) check who may act; services validate input and keep state r
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models import Case, F, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -22,6 +23,8 @@ from .exceptions import ConversationClosed, PermissionDenied, ValidationError
 from .models import AuditEntry, Conversation, Message, Notification, Side
 from .payloads import conversation_data, message_data
 from .text import clean_text
+
+signals_logger = logging.getLogger("django_support_chat.signals")
 
 
 def side_of(user: Any, conversation: Conversation) -> Side:
@@ -39,6 +42,19 @@ def _audit(actor: Any, action: str, conversation: Conversation, **details: Any) 
     )
 
 
+def _send_on_commit(signal: Any, sender: type, **kwargs: Any) -> None:
+    """Send a public signal once the outermost transaction commits (never if it rolls
+    back). A failing receiver is logged and the other receivers still run; the stored
+    change stands."""
+
+    def send() -> None:
+        for receiver, result in signal.send_robust(sender=sender, **kwargs):
+            if isinstance(result, Exception):
+                signals_logger.error("Signal receiver %r failed", receiver, exc_info=result)
+
+    transaction.on_commit(send, robust=True)
+
+
 def _groups(conversation: Conversation) -> list[str]:
     return [
         events.conversation_group(conversation.pk),
@@ -54,12 +70,25 @@ def _publish_conversation(conversation: Conversation, change: str, **extra: Any)
     )
 
 
+def _latest_conversation(user: Any) -> Conversation | None:
+    return Conversation.objects.for_customer(user).order_by("-last_message_at", "-id").first()
+
+
 def get_or_start_conversation(user: Any) -> tuple[Conversation, bool]:
-    """The customer's latest conversation, or a new one if they have none."""
+    """The customer's latest conversation, or a new one if they have none.
+
+    One conversation per customer even when first requests race (two tabs flushing the
+    offline queue): the customer's user row is locked before the second look, so a
+    concurrent first call waits and then finds the conversation this one created. SQLite
+    has no row locks but serialises write transactions (``transaction_mode`` IMMEDIATE).
+    """
+    conversation = _latest_conversation(user)
+    if conversation is not None:
+        return conversation, False
+    User = get_user_model()
     with transaction.atomic():
-        conversation = (
-            Conversation.objects.for_customer(user).order_by("-last_message_at", "-id").first()
-        )
+        User._base_manager.select_for_update().filter(pk=user.pk).values_list("pk").first()
+        conversation = _latest_conversation(user)
         if conversation is not None:
             return conversation, False
         conversation = Conversation.objects.create(customer=user)
@@ -68,7 +97,7 @@ def get_or_start_conversation(user: Any) -> tuple[Conversation, bool]:
             events.CONVERSATION_NEW,
             lambda: {"conversation": conversation_data(conversation)},
         )
-    signals.conversation_started.send(sender=Conversation, conversation=conversation)
+        _send_on_commit(signals.conversation_started, Conversation, conversation=conversation)
     return conversation, True
 
 
@@ -144,11 +173,19 @@ def send_message(
                 "updated_at": now,
             }
             counter = f"unread_{other}_count"
-            Conversation.objects.filter(pk=locked.pk).update(**changes, **{counter: F(counter) + 1})
+            # The other side had read everything before this message (a conversation
+            # flagged by mark_unread included): the count is 1, not the flag + 1.
+            previous_last = locked.last_message_id or 0
+            all_read = getattr(locked, f"{other}_read_id") >= previous_last
+            increment = Case(
+                When(**{f"{other}_read_id__gte": previous_last}, then=Value(1)),
+                default=F(counter) + 1,
+            )
+            Conversation.objects.filter(pk=locked.pk).update(**changes, **{counter: increment})
             # The same values in memory, without reading the row back: it is locked.
             for name, value in changes.items():
                 setattr(locked, name, value)
-            setattr(locked, counter, getattr(locked, counter) + 1)
+            setattr(locked, counter, 1 if all_read else getattr(locked, counter) + 1)
             message.conversation = locked
             if side == Side.STAFF:
                 _audit(sender, AuditEntry.Action.REPLY, locked, message_id=message.pk)
@@ -175,6 +212,7 @@ def send_message(
             )
             if reopened:
                 _publish_conversation(locked, "reopened")
+            _send_on_commit(signals.message_created, Message, message=message, conversation=locked)
     except IntegrityError:
         # A concurrent resend with the same client_id won the race: it committed while this
         # one waited for the row lock (or, on SQLite, which has no row lock, at any time).
@@ -185,7 +223,6 @@ def send_message(
             raise
         return existing, False
     _copy_state(locked, conversation)
-    signals.message_created.send(sender=Message, message=message, conversation=locked)
     return message, True
 
 
@@ -283,9 +320,9 @@ def mark_unread(conversation: Conversation, actor: Any) -> Conversation:
         if last_customer is None or locked.unread_staff_count:
             _copy_state(locked, conversation)
             return conversation
-        Conversation.objects.filter(pk=locked.pk).update(
-            staff_read_id=last_customer - 1, unread_staff_count=1
-        )
+        # A flag, not a watermark: staff_read_id stays where it is, so the customer's
+        # "Read" receipts never turn back into "Delivered". mark_read recounts from it.
+        Conversation.objects.filter(pk=locked.pk).update(unread_staff_count=1)
         locked.refresh_from_db()
         _audit(actor, AuditEntry.Action.MARK_UNREAD, locked)
         _publish_unread(locked)
@@ -337,10 +374,14 @@ def assign(conversation: Conversation, actor: Any, assignee: Any | None) -> Conv
                 payload={"conversation_id": locked.pk, "by": actor.pk},
             )
         _publish_conversation(locked, "assigned", previous_assignee=previous)
+        _send_on_commit(
+            signals.conversation_assigned,
+            Conversation,
+            conversation=locked,
+            actor=actor,
+            assignee=assignee,
+        )
     _copy_state(locked, conversation)
-    signals.conversation_assigned.send(
-        sender=Conversation, conversation=conversation, actor=actor, assignee=assignee
-    )
     return conversation
 
 
@@ -357,9 +398,9 @@ def _set_status(conversation: Conversation, actor: Any, status: str) -> Conversa
         closing = status == Conversation.Status.CLOSED
         _audit(actor, AuditEntry.Action.CLOSE if closing else AuditEntry.Action.REOPEN, locked)
         _publish_conversation(locked, "closed" if closing else "reopened")
+        signal = signals.conversation_closed if closing else signals.conversation_reopened
+        _send_on_commit(signal, Conversation, conversation=locked, actor=actor)
     _copy_state(locked, conversation)
-    signal = signals.conversation_closed if closing else signals.conversation_reopened
-    signal.send(sender=Conversation, conversation=conversation, actor=actor)
     return conversation
 
 
