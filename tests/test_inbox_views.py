@@ -8,6 +8,7 @@ import re
 import uuid
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.contrib.auth.context_processors import PermWrapper
@@ -17,9 +18,10 @@ from django.test import Client
 from django.test.signals import template_rendered
 from django.urls import reverse
 
-from django_support_chat import services
+from django_support_chat import events, exceptions, services
+from django_support_chat.exceptions import ValidationError
 from django_support_chat.inbox.views import customer_email
-from django_support_chat.models import AuditEntry, Conversation, Message
+from django_support_chat.models import AuditEntry, Conversation, Message, Notification
 
 from .factories import ConversationFactory, UserFactory, send
 from .htmlcheck import parse
@@ -580,6 +582,75 @@ class TestBulk:
         data = {"action": "assign", "ids": [three[0].pk], "assignee": str(customer.pk)}
         assert staff_client.post(f"{INBOX}bulk/", data, **htmx()).status_code == 422
         assert Conversation.objects.filter(assigned_to__isnull=False).count() == 0
+
+    @staticmethod
+    def failing_on_second(real):
+        calls = []
+
+        def service(conversation, *args, **kwargs):
+            calls.append(conversation.pk)
+            if len(calls) == 2:
+                raise exceptions.PermissionDenied("Not allowed for this one.")
+            return real(conversation, *args, **kwargs)
+
+        return service
+
+    def state(self):
+        return list(
+            Conversation.objects.order_by("pk").values_list(
+                "pk", "unread_staff_count", "staff_read_id", "assigned_to"
+            )
+        )
+
+    @pytest.mark.parametrize("action", ["read", "assign"])
+    def test_failure_halfway_changes_nothing(
+        self, staff_client, three, staff, action, channel_layer, django_capture_on_commit_callbacks
+    ):
+        lobby = channel_layer.subscribe(events.STAFF_GROUP)
+        before = self.state()
+        name = "mark_read" if action == "read" else "assign"
+        data = {"action": action, "ids": [c.pk for c in three], "assignee": "me"}
+        with (
+            mock.patch.object(services, name, self.failing_on_second(getattr(services, name))),
+            django_capture_on_commit_callbacks(execute=True) as callbacks,
+        ):
+            response = staff_client.post(f"{INBOX}bulk/", data, **htmx())
+        assert response.status_code == 403
+        assert "Not allowed for this one. Nothing was changed." in response.content.decode()
+        assert response["HX-Retarget"] == "#sc-alerts"
+        assert self.state() == before  # the first conversation was rolled back too
+        assert AuditEntry.objects.count() == 0
+        assert not Notification.objects.filter(type=Notification.Type.ASSIGNMENT).exists()
+        assert callbacks == []  # no event, no signal
+        assert channel_layer.drain(lobby) == []
+
+    def test_invalid_assignee_halfway_is_422(self, staff_client, three, staff):
+        before = self.state()
+        real = services.assign
+        calls = []
+
+        def assign(conversation, actor, assignee):
+            calls.append(conversation.pk)
+            if len(calls) == 3:
+                raise ValidationError({"assignee": ["No longer staff."]})
+            return real(conversation, actor, assignee)
+
+        data = {"action": "assign", "ids": [c.pk for c in three], "assignee": "me"}
+        with mock.patch.object(services, "assign", assign):
+            response = staff_client.post(f"{INBOX}bulk/", data, **htmx())
+        assert response.status_code == 422
+        assert "No longer staff. Nothing was changed." in response.content.decode()
+        assert self.state() == before
+        assert AuditEntry.objects.count() == 0
+
+    def test_a_deleted_conversation_changes_nothing(self, staff_client, three):
+        before = self.state()
+        ids = [c.pk for c in three] + [three[-1].pk + 100]
+        response = staff_client.post(f"{INBOX}bulk/", {"action": "read", "ids": ids}, **htmx())
+        assert response.status_code == 409
+        assert "no longer exist. Nothing was changed." in response.content.decode()
+        assert self.state() == before
+        assert AuditEntry.objects.count() == 0
 
     def test_without_htmx_redirects(self, staff_client, three):
         response = staff_client.post(f"{INBOX}bulk/", {"action": "read", "ids": [three[0].pk]})

@@ -29,6 +29,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.contrib.staticfiles import finders
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
@@ -636,27 +637,45 @@ def mark_unread(request: HttpRequest, pk: int) -> HttpResponse:
     return _changed(push_url(response, state.url()), [pk])
 
 
+class _BulkMissing(Exception):
+    """A selected conversation was deleted meanwhile: roll the bulk action back."""
+
+
 @require_POST
 @staff_required
 def bulk(request: HttpRequest) -> HttpResponse:
-    """Mark several conversations read, or assign them, one service call each."""
+    """Mark several conversations read, or assign them: all or nothing.
+
+    One service call each, inside one transaction (the services' own become savepoints),
+    in id order so that two bulk actions lock rows in the same order. If any conversation
+    fails, or no longer exists, everything is rolled back: no change, no event, no
+    signal, and a 4xx saying so."""
     form = BulkForm(request.POST, actor=request.user)
     if not form.is_valid():
         return _form_error(request, form)
     action, ids = form.cleaned_data["action"], form.cleaned_data["ids"]
-    conversations = list(
-        Conversation.objects.select_related("customer", "assigned_to", "last_message")
-        .filter(pk__in=ids)
-        .order_by("pk")
-    )
+    nothing = _("Nothing was changed.")
     try:
-        for conversation in conversations:
-            if action == "read":
-                services.mark_read(conversation, request.user)
-            else:
-                services.assign(conversation, request.user, form.cleaned_data["assignee"])
+        with transaction.atomic():
+            conversations = list(
+                Conversation.objects.select_related("customer", "assigned_to", "last_message")
+                .filter(pk__in=ids)
+                .order_by("pk")
+            )
+            if len(conversations) != len(ids):
+                raise _BulkMissing
+            for conversation in conversations:
+                if action == "read":
+                    services.mark_read(conversation, request.user)
+                else:
+                    services.assign(conversation, request.user, form.cleaned_data["assignee"])
+    except _BulkMissing:
+        text = _("Some of the selected conversations no longer exist.")
+        return _error(request, f"{text} {nothing}", 409)
     except DjangoValidationError as exc:
-        return _error(request, _messages_of(exc), 422)
+        return _error(request, f"{_messages_of(exc)} {nothing}", 422)
+    except ChatError as exc:
+        return _error(request, f"{exc.message} {nothing}", exc.status_code)
     count = len(conversations)
     if action == "read":
         text = ngettext(
