@@ -55,6 +55,8 @@ class MessageFactory(DjangoModelFactory):
     sender_side = Side.USER
     text = factory.Sequence(lambda n: f"message {n}")
     client_id = factory.LazyFunction(uuid.uuid4)
+    # Unique per conversation (globally, even); not 1, 2, 3 within one: raw rows only.
+    seq = factory.Sequence(lambda n: n + 1)
 
 
 def send(

@@ -210,6 +210,7 @@ def make_conversations(count: int, staff) -> None:
                 text=f"Question number {c.pk}",
                 client_id=uuid.uuid4(),
                 created_at=c.last_message_at,
+                seq=1,
             )
             for c in conversations
         ]
@@ -219,7 +220,8 @@ def make_conversations(count: int, staff) -> None:
     by_conversation = {m.conversation_id: m for m in messages}
     for c in conversations:
         c.last_message = by_conversation[c.pk]
-    Conversation.objects.bulk_update(conversations, ["last_message"], batch_size=200)
+        c.last_seq = 1
+    Conversation.objects.bulk_update(conversations, ["last_message", "last_seq"], batch_size=200)
 
 
 def count_queries(client: Client, url: str) -> int:

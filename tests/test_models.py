@@ -129,6 +129,7 @@ class TestClientIdConstraint:
                         sender_side=Side.USER,
                         text="again",
                         client_id=client_id,
+                        seq=10**6,  # a free seq: only client_id is duplicated
                     )
                 ]
             )

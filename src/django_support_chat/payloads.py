@@ -46,6 +46,7 @@ def message_data(message: Message, conversation: Conversation | None = None) -> 
     """A message; ``status`` is read from ``conversation``'s watermarks (default: its own)."""
     return {
         "id": message.pk,
+        "seq": message.seq,
         "conversation": message.conversation_id,
         "sender": person(message.sender, message.sender_side),
         "sender_side": str(message.sender_side),
@@ -81,6 +82,7 @@ def conversation_data(conversation: Conversation, side: Side | str = Side.STAFF)
         "unread_user_count": c.unread_user_count,
         "unread_staff_count": c.unread_staff_count,
         **c.watermarks(),
+        "last_seq": c.last_seq,
         # Filled by the views and services with a known message, never a query per row.
         "last_message": last_message_data(getattr(c, "last_message", None)),
         "created_at": timestamp(c.created_at),

@@ -158,6 +158,9 @@ def send_message(
                 text=text,
                 client_id=client_id,
                 created_at=now,
+                # Under the row lock: 1, 2, 3, ... per conversation, no holes, in commit
+                # order (a rolled-back send rolls back last_seq with it).
+                seq=locked.last_seq + 1,
             )
             prefix, other = ("user", "staff") if side == Side.USER else ("staff", "user")
             # The sender has obviously seen everything up to its own message (the newest:
@@ -169,6 +172,7 @@ def send_message(
                 f"unread_{prefix}_count": 0,
                 "status": Conversation.Status.OPEN,
                 "last_message": message,
+                "last_seq": message.seq,
                 "last_message_at": now,
                 "updated_at": now,
             }

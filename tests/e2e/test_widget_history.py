@@ -49,6 +49,7 @@ def make_history(customer, staff) -> Conversation:
                 + (" with a longer line of text to wrap" if i % 5 == 0 else ""),
                 client_id=uuid.uuid4(),
                 created_at=start + timedelta(minutes=i),
+                seq=i + 1,
             )
             for i in range(TOTAL)
         ],
@@ -64,6 +65,7 @@ def make_history(customer, staff) -> Conversation:
         staff_delivered_id=last.pk,
         unread_user_count=0,
         unread_staff_count=0,
+        last_seq=last.seq,
     )
     return conversation
 

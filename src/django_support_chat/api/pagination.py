@@ -80,6 +80,13 @@ class CatchUpPagination(_SettingsPageSize):
     ordering = "id"
 
 
+class CatchUpBySeqPagination(_SettingsPageSize):
+    """Oldest first from ``?after_seq=<seq>`` (fills a hole in the sequence numbers);
+    ``next`` walks forward until caught up."""
+
+    ordering = ("seq",)
+
+
 class ConversationPagination(_SettingsPageSize):
     setting = "INBOX_PAGE_SIZE"
     ordering = ("-last_message_at", "-id")

@@ -135,6 +135,13 @@ class HistoryQuerySerializer(serializers.Serializer):
     after = serializers.IntegerField(
         required=False, min_value=0, help_text="Only messages with a larger id, oldest first."
     )
+    after_seq = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=2**31 - 1,
+        help_text="Only messages with a larger `seq`, oldest first: how a client fills a hole "
+        "it saw in the sequence numbers. Takes precedence over `after`.",
+    )
 
 
 # Output shapes ------------------------------------------------------------------------------
@@ -168,6 +175,7 @@ class MessageSerializer(serializers.ModelSerializer):
         model = Message
         fields = [
             "id",
+            "seq",
             "conversation",
             "sender",
             "sender_side",
@@ -216,6 +224,7 @@ class ConversationSerializer(serializers.ModelSerializer):
             "user_read_id",
             "staff_delivered_id",
             "staff_read_id",
+            "last_seq",
             "last_message",
             "created_at",
             "updated_at",
@@ -235,8 +244,8 @@ _PAGE_LINK = "URL of the {} page, to follow as it is; null at that end of the li
 @extend_schema_serializer(component_name="SupportChatMessagePage", many=False)
 class MessagePageSerializer(serializers.Serializer):
     """A page of messages (cursor pagination). History: newest first, ``next`` leads to
-    older messages. Catch-up (``?after=``): oldest first, ``next`` leads to newer ones and
-    is null once the client is up to date."""
+    older messages. Catch-up (``?after_seq=`` or ``?after=``): oldest first, ``next``
+    leads to newer ones and is null once the client is up to date."""
 
     next = serializers.URLField(
         read_only=True, allow_null=True, help_text=_PAGE_LINK.format("next")

@@ -23,7 +23,12 @@ from ..exceptions import ChatError
 from ..models import Conversation, Message, Side
 from ..queries import filter_inbox
 from .metadata import ChatMetadata
-from .pagination import CatchUpPagination, ConversationPagination, HistoryPagination
+from .pagination import (
+    CatchUpBySeqPagination,
+    CatchUpPagination,
+    ConversationPagination,
+    HistoryPagination,
+)
 from .permissions import IsSupportStaff
 from .schema import CHAT_SCHEMA_SETTINGS, ChatAutoSchema, document, errors
 from .serializers import (
@@ -152,18 +157,21 @@ class MessageListView(ChatAPIView):
         paginated=True,
         responses={
             200: MessagePageSerializer,
-            **errors(400, 404, e400="`after` is not an integer ≥ 0."),
+            **errors(400, 404, e400="`after` or `after_seq` is not an integer ≥ 0."),
         },
         description="History, newest first (`next` leads to older messages), or with "
-        "`after` the messages after that id, oldest first (`next` leads forward and is "
-        "null once the client is up to date).",
+        "`after_seq` (or `after`) the messages after that sequence number (or id), oldest "
+        "first (`next` leads forward and is null once the client is up to date).",
     )
     def get(self, request: Request, pk: int) -> Response:
         conversation = self.get_conversation()
         query = HistoryQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         messages = Message.objects.filter(conversation=conversation).select_related("sender")
-        if "after" in query.validated_data:
+        if "after_seq" in query.validated_data:
+            messages = messages.filter(seq__gt=query.validated_data["after_seq"])
+            self.pagination_class = CatchUpBySeqPagination
+        elif "after" in query.validated_data:
             messages = messages.filter(id__gt=query.validated_data["after"])
             self.pagination_class = CatchUpPagination
         else:

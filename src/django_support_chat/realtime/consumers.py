@@ -67,7 +67,12 @@ class Watchdog:
     socket a few KB). Every ``HEARTBEAT_INTERVAL`` it closes sockets whose client has been
     silent for two intervals (4408), renews the presence entries of the others in bulk,
     and re-checks their counterpart presence, batched per consumer class, so a peer whose
-    worker died shows offline once its entry expires."""
+    worker died shows offline once its entry expires.
+
+    Silence is judged fairly under load: a socket is only watched once ``connect()`` has
+    finished (its clock starts then), a socket whose consumer is busy handling a message
+    is not judged (frames may be queued behind it), and the grace grows by however late
+    this task woke up (a busy event loop delays frames and the sweep alike)."""
 
     _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Watchdog] = (
         weakref.WeakKeyDictionary()
@@ -76,6 +81,7 @@ class Watchdog:
     def __init__(self) -> None:
         self.sockets: set[BaseChatConsumer] = set()
         self.task: asyncio.Task[None] | None = None
+        self.lag = 0.0  # how late the last sweep started (event loop congestion)
 
     @classmethod
     def for_running_loop(cls) -> Watchdog:
@@ -94,30 +100,43 @@ class Watchdog:
         self.sockets.discard(socket)
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while self.sockets:
+            started = loop.time()
             await asyncio.sleep(chat_settings.HEARTBEAT_INTERVAL)
+            self.lag = max(0.0, loop.time() - started - chat_settings.HEARTBEAT_INTERVAL)
             try:
                 await self.sweep()
             except Exception:  # a Redis hiccup must not stop the watchdog
                 logger.exception("Heartbeat sweep failed")
 
     async def sweep(self) -> None:
-        limit = time.monotonic() - 2 * chat_settings.HEARTBEAT_INTERVAL
+        interval = chat_settings.HEARTBEAT_INTERVAL
+        now = time.monotonic()
+        limit = now - 2 * interval - self.lag
         by_class: dict[type[BaseChatConsumer], list[BaseChatConsumer]] = {}
         for socket in list(self.sockets):
-            if socket.last_seen < limit:
+            if socket.silent_since(limit, now):
                 await self._guarded(socket.close_with(CLOSE_HEARTBEAT_TIMEOUT))
             else:
                 by_class.setdefault(type(socket), []).append(socket)
         # Renew the presence of every socket still heard from, in a few pipelines: one
         # Redis round trip per heartbeat frame cost more than the rest of the heartbeat.
+        # The store never re-adds the entry of a socket that disconnected meanwhile.
         live = [socket for sockets in by_class.values() for socket in sockets if socket.present]
+        revived: set[int] = set()
         try:
-            await get_presence_store().refresh(
+            revived = await get_presence_store().refresh(
                 [(s.user.pk, s.channel_name, s.side == Side.STAFF) for s in live]
             )
         except Exception:  # entries outlive a missed round (PRESENCE_TTL >= 2 intervals)
             logger.exception("Presence refresh failed")
+        # Entries that expired while their sockets lived (no renewal for a whole TTL) are
+        # back: whoever was told these users went offline is told they are online again.
+        for socket in live:
+            if socket.user.pk in revived and socket.present:
+                revived.discard(socket.user.pk)
+                await self._guarded(socket.broadcast_presence(online=True))
         for cls, sockets in by_class.items():
             updates = await cls.counterpart_presences(sockets)
             for socket, update in zip(sockets, updates, strict=True):
@@ -148,7 +167,8 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         self.frame_times: list[float] = []
         self.typing_sent_at = 0.0
         self.typing_task: asyncio.Task[None] | None = None
-        self.last_seen = time.monotonic()
+        self.last_seen = time.monotonic()  # restarted when connect() is done
+        self.ready = False  # the watchdog judges silence only once connect() is done
         self.counterpart_online: bool | None = None
         self.present = False
 
@@ -170,7 +190,32 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         if await store.connect(self.user.pk, self.channel_name, is_staff):
             await self.broadcast_presence(online=True)
         await self.send_json(await self.hello())
+        # The silence clock starts now, not when the handshake arrived: under a connect
+        # storm the steps above can take longer than two heartbeat intervals.
+        self.last_seen = time.monotonic()
+        self.ready = True
         Watchdog.for_running_loop().add(self)
+
+    def silent_since(self, limit: float, now: float) -> bool:
+        """Whether the client sent nothing since ``limit`` (monotonic), as far as this
+        socket can tell. A socket still connecting, or busy with a message (frames wait in
+        the server's queue behind it and are not seen yet), is not judged, unless one
+        message has held it for more than three intervals."""
+        if not self.ready:
+            return False
+        busy_since = self.busy_since
+        if busy_since is not None and now - busy_since < 3 * chat_settings.HEARTBEAT_INTERVAL:
+            return False
+        return self.last_seen < limit
+
+    busy_since: float | None = None  # set while a message is being handled
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        self.busy_since = time.monotonic()
+        try:
+            await super().dispatch(message)
+        finally:
+            self.busy_since = None
 
     async def refuse(self, code: int) -> None:
         """Accept, then close with ``code``: closing before accepting would reach the
@@ -270,6 +315,8 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         message = events.group_message(
             events.envelope(events.PRESENCE_UPDATE, data), origin=self.channel_name
         )
+        # Read by staff lobbies, which re-check the users they were told are online.
+        message["presence"] = [self.user.pk, online, self.side.value]
         for group in groups:
             await self.channel_layer.group_send(group, message)
 
@@ -526,8 +573,11 @@ class ConversationConsumerMixin(BaseChatConsumer):
         await self._conversation_call(services.mark_read, _int_field(data, "up_to_id", False))
 
     async def on_sync(self, data: dict[str, Any], ref: Any) -> None:
-        """Everything after ``after_id`` (oldest first, one page), and the current state."""
-        after = _int_field(data, "after_id")
+        """Everything after ``after_seq`` (or the older ``after_id``), oldest first, one
+        page, and the current state (with ``last_seq``)."""
+        by_seq = "after_seq" in data
+        field = "seq" if by_seq else "id"
+        after = _int_field(data, "after_seq" if by_seq else "after_id")
         assert self.conversation is not None
         pk, side, size = self.conversation.pk, self.side, chat_settings.HISTORY_PAGE_SIZE
 
@@ -536,9 +586,9 @@ class ConversationConsumerMixin(BaseChatConsumer):
                 "customer", "assigned_to", "last_message"
             ).get(pk=pk)
             rows = list(
-                Message.objects.filter(conversation=conversation, id__gt=after)
+                Message.objects.filter(conversation=conversation, **{f"{field}__gt": after})
                 .select_related("sender")
-                .order_by("id")[: size + 1]
+                .order_by(field)[: size + 1]
             )
             return {
                 "conversation": conversation_data(conversation, side),
@@ -616,6 +666,64 @@ class StaffLobbyConsumer(BaseChatConsumer):
     def groups_to_join(self) -> list[str]:
         return [*super().groups_to_join(), events.STAFF_GROUP]
 
+    # -- presence of the users this lobby shows ---------------------------------------
+    # The lobby is told when a user comes online or goes offline by the worker holding
+    # that user's socket. If that worker dies, nobody tells it: so it remembers whom it
+    # was told (or answered with ``presence:state``) to be online, and the watchdog
+    # re-checks them every interval and sends ``presence:update`` offline for those whose
+    # entries expired.
+
+    async def connect(self) -> None:
+        self.shown_online: dict[int, tuple[str, float]] = {}  # user_id -> (side, since)
+        self.announced_offline: dict[int, float] = {}  # by the watchdog, not an event
+        await super().connect()
+
+    async def chat_event(self, message: dict[str, Any]) -> None:
+        seen = message.get("presence")
+        if seen is not None and message.get("origin") != self.channel_name:
+            user_id, online, side = seen
+            if online:
+                self.shown_online[user_id] = (side, time.monotonic())
+                self.announced_offline.pop(user_id, None)
+            else:
+                self.shown_online.pop(user_id, None)
+                if self.announced_offline.pop(user_id, None) is not None:
+                    return  # the watchdog already said so
+        await super().chat_event(message)
+
+    @classmethod
+    async def counterpart_presences(
+        cls, sockets: list[BaseChatConsumer]
+    ) -> list[dict[str, Any] | None]:
+        checked_at = time.monotonic()
+        shown = {uid for s in sockets for uid in getattr(s, "shown_online", {})}
+        if not shown:
+            return [None for _ in sockets]
+        store = get_presence_store()
+        gone = shown - await store.online(sorted(shown))
+        if not gone:
+            return [None for _ in sockets]
+        support = await store.staff_online()
+        return [{"gone": gone, "checked_at": checked_at, "support_online": support}] * len(sockets)
+
+    async def show_counterpart(self, update: dict[str, Any] | None) -> None:
+        now = time.monotonic()
+        for user_id, at in list(self.announced_offline.items()):
+            if now - at > chat_settings.PRESENCE_TTL:  # no event is coming any more
+                del self.announced_offline[user_id]
+        if update is None:
+            return
+        for user_id in sorted(update["gone"] & self.shown_online.keys()):
+            side, since = self.shown_online[user_id]
+            if since > update["checked_at"]:
+                continue  # came online again while the store was asked
+            del self.shown_online[user_id]
+            self.announced_offline[user_id] = now
+            data: dict[str, Any] = {"user_id": user_id, "online": False, "side": side}
+            if side == Side.STAFF.value:
+                data["support_online"] = update["support_online"]
+            await self.send_json(events.envelope(events.PRESENCE_UPDATE, data))
+
     async def on_presence_query(self, data: dict[str, Any], ref: Any) -> None:
         """``{"user_ids": [...]}`` -> which of these users are online (at most 500)."""
         ids = data.get("user_ids")
@@ -626,4 +734,8 @@ class StaffLobbyConsumer(BaseChatConsumer):
         ):
             raise FrameError("invalid", _("user_ids must be a list of at most 500 integers."))
         online = await get_presence_store().online(ids)
+        now = time.monotonic()
+        for user_id in online:  # watched from now on, like those announced online
+            side = self.shown_online.get(user_id, (Side.USER.value, now))[0]
+            self.shown_online[user_id] = (side, now)
         await self.reply("presence:state", {"online": sorted(online)}, ref)
