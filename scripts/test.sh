@@ -6,6 +6,7 @@
 # throwaway redis-server on free ports (stopped on exit), then runs:
 #
 #   1. lint        ruff check . && ruff format --check . (Python files, not *.md), lint-imports
+#      js          node --test tests/js/ (the shared WebSocket client, realtime.js; Node >= 20)
 #   2. sqlite      pytest -m "not postgres and not packaging"      (SQLite, in-memory layer)
 #   3. postgres    pytest -m "not packaging" with DATABASE_URL     (the whole suite on PostgreSQL)
 #                  (each of 2 and 3 in two pytest processes: browser tests apart from the rest)
@@ -80,7 +81,7 @@ STEP_RESULTS=()
 STEP_TIMES=()
 JUNIT_DIR="$SERVICES_DIR/junit"
 mkdir -p "$JUNIT_DIR"
-WANT_STEPS="${STEPS:-lint sqlite postgres packaging foreign}"
+WANT_STEPS="${STEPS:-lint js sqlite postgres packaging foreign}"
 
 # Interactive runs keep Ctrl-C working (timeout otherwise moves pytest out of the terminal's
 # foreground process group).
@@ -118,6 +119,23 @@ if wanted lint; then
   step "ruff format --check" ruff format --check --extend-exclude "*.md" .
   # The layer contracts in pyproject.toml ([tool.importlinter]).
   step "import contracts" lint-imports
+fi
+
+# The JavaScript unit tests: the shared WebSocket client (static/support_chat/realtime.js)
+# against fake sockets and a fake clock. Node's own runner; nothing is installed from npm.
+# shellcheck disable=SC2317  # called through step
+js_unit() {
+  if ! command -v node >/dev/null 2>&1; then
+    log "node not found: installing Debian's nodejs for the JavaScript unit tests"
+    (apt_ensure node nodejs) || {
+      printf '%sNode.js is missing%s: the JavaScript unit tests (tests/js/) need node >= 20 (apt-get install nodejs)\n' "$C_RED" "$C_OFF" >&2
+      return 1
+    }
+  fi
+  node --test tests/js/
+}
+if wanted js; then
+  step "node --test tests/js/" js_unit
 fi
 
 # Browser tests run in a pytest process of their own: Playwright's sync API keeps an event loop

@@ -1,7 +1,8 @@
 """The widget's static files: size budget (gzipped) and a few safety rules for the code.
 
 Budget (issue #4): what every page loads (loader.js + launcher.css) stays under 2 KB
-gzipped; the panel loaded on demand (panel.js + panel.css) under 20 KB gzipped.
+gzipped; what loads on demand (panel.js + panel.css + the shared WebSocket client
+realtime.js, which the loader also fetches alone for a live badge) under 20 KB gzipped.
 Run with ``-s`` to see the measured sizes.
 """
 
@@ -15,7 +16,7 @@ import pytest
 
 STATIC = Path(__file__).resolve().parents[1] / "src/django_support_chat/static/support_chat/widget"
 EVERY_PAGE = ["loader.js", "launcher.css"]
-ON_DEMAND = ["panel.js", "panel.css"]
+ON_DEMAND = ["panel.js", "panel.css", "../realtime.js"]  # realtime.js: static/support_chat/
 EVERY_PAGE_BUDGET = 2 * 1024
 ON_DEMAND_BUDGET = 20 * 1024
 
@@ -44,7 +45,7 @@ def test_every_page_budget():
 def test_on_demand_budget():
     print()
     total = report(ON_DEMAND)
-    print(f"  panel total: {total} B gzipped (budget {ON_DEMAND_BUDGET} B)")
+    print(f"  on demand total: {total} B gzipped (budget {ON_DEMAND_BUDGET} B)")
     assert total <= ON_DEMAND_BUDGET
 
 
