@@ -5,6 +5,11 @@ heartbeats. A user is online while at least one entry is live, so two tabs keep 
 online until both are gone, and a worker that dies without running ``disconnect()``
 leaves entries that simply expire. Redis sorted sets (score = expiry) hold the entries
 when channels-redis is configured; an in-process store stands in for the in-memory layer.
+
+A disconnect leaves a tombstone (the connection id, kept ``2 * PRESENCE_TTL``) next to the
+entries, and the bulk ``refresh`` never writes an entry whose connection has one: a
+refresh that was already on its way when the socket left cannot bring the entry back,
+whichever of the two reaches the store first.
 """
 
 from __future__ import annotations
@@ -27,6 +32,11 @@ def _user_key(user_id: int) -> str:
     return f"{chat_settings.PRESENCE_KEY_PREFIX}:user:{int(user_id)}"
 
 
+def _gone_key() -> str:
+    """Tombstones: connections that disconnected (score = when the tombstone expires)."""
+    return f"{chat_settings.PRESENCE_KEY_PREFIX}:gone"
+
+
 class PresenceStore:
     """Interface. ``connect`` reports whether the user came online; ``disconnect`` whether no
     live connection of the user is left."""
@@ -37,11 +47,15 @@ class PresenceStore:
     async def heartbeat(self, user_id: int, conn_id: str, staff: bool) -> None:
         raise NotImplementedError
 
-    async def refresh(self, connections: list[tuple[int, str, bool]]) -> None:
+    async def refresh(self, connections: list[tuple[int, str, bool]]) -> set[int]:
         """Renew the entries of many live connections, ``(user_id, conn_id, staff)`` each.
-        Workers call it once per heartbeat interval for all their open sockets."""
-        for user_id, conn_id, staff in connections:
-            await self.heartbeat(user_id, conn_id, staff)
+        Workers call it once per heartbeat interval for all their open sockets.
+
+        A connection that has disconnected is never written back, even if the caller still
+        listed it. An entry that expired while its socket lived (the worker could not renew
+        it for a whole ``PRESENCE_TTL``) is written again; the users who were offline until
+        then are returned, so the caller can announce them online again."""
+        raise NotImplementedError
 
     async def disconnect(self, user_id: int, conn_id: str, staff: bool) -> bool:
         raise NotImplementedError
@@ -61,6 +75,8 @@ class MemoryPresenceStore(PresenceStore):
 
     def __init__(self) -> None:
         self._entries: dict[str, dict[str, float]] = {}
+        self._gone: dict[str, float] = {}  # tombstones: conn_id -> when it may be forgotten
+        self._gone_pruned_at = 0.0
 
     def _live(self, key: str, now: float) -> dict[str, float]:
         entries = self._entries.get(key, {})
@@ -89,9 +105,29 @@ class MemoryPresenceStore(PresenceStore):
         return self._touch(_user_key(user_id), conn_id)
 
     async def heartbeat(self, user_id: int, conn_id: str, staff: bool) -> None:
-        await self.connect(user_id, conn_id, staff)
+        await self.refresh([(user_id, conn_id, staff)])
+
+    async def refresh(self, connections: list[tuple[int, str, bool]]) -> set[int]:
+        now = time.monotonic()
+        expiry = now + chat_settings.PRESENCE_TTL
+        revived: set[int] = set()
+        for user_id, conn_id, staff in connections:
+            if conn_id in self._gone:
+                continue  # disconnected meanwhile: never re-add
+            for key in [_user_key(user_id)] + ([_staff_key()] if staff else []):
+                entries = self._live(key, now)
+                if conn_id not in entries and not entries and key != _staff_key():
+                    revived.add(user_id)
+                entries[conn_id] = expiry
+                self._entries[key] = entries
+        return revived
 
     async def disconnect(self, user_id: int, conn_id: str, staff: bool) -> bool:
+        now = time.monotonic()
+        if now >= self._gone_pruned_at + chat_settings.PRESENCE_TTL:
+            self._gone = {c: t for c, t in self._gone.items() if t > now}
+            self._gone_pruned_at = now
+        self._gone[conn_id] = now + 2 * chat_settings.PRESENCE_TTL
         if staff:
             self._drop(_staff_key(), conn_id)
         return self._drop(_user_key(user_id), conn_id)
@@ -105,6 +141,7 @@ class MemoryPresenceStore(PresenceStore):
 
     def clear(self) -> None:
         self._entries.clear()
+        self._gone.clear()
 
 
 # Adds the connection and reports whether it is the user's first live one.
@@ -115,21 +152,45 @@ redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return before
 """
-# Removes the connection and reports whether the user has no live one left.
+# Removes the connection from KEYS[2] (the user's set) and KEYS[3] (staff, if given),
+# leaves its tombstone in KEYS[1], and returns how many live entries the user has left.
+# ARGV: now, conn_id, tombstone expiry, key TTL.
 _DISCONNECT = """
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-local removed = redis.call('ZREM', KEYS[1], ARGV[2])
-return {removed, redis.call('ZCARD', KEYS[1])}
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+local left = 0
+for i = 2, #KEYS do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[1])
+  redis.call('ZREM', KEYS[i], ARGV[2])
+  if i == 2 then left = redis.call('ZCARD', KEYS[i]) end
+end
+return left
 """
 
 
-# Renews many entries: KEYS[i] gets member ARGV[i + 2] with score ARGV[1] (its expiry).
+# Renews many entries: KEYS[i] (i >= 2) gets member ARGV[i + 2] with score ARGV[2] (its
+# expiry); KEYS[1] holds the tombstones. A live entry is renewed in place (ZADD XX). A
+# missing or expired one is written again only if its connection left no tombstone, and
+# then the positions (i - 1) of keys that had no live entry before are returned.
+# ARGV: now, expiry, key TTL, members...
 _REFRESH = """
-for i, key in ipairs(KEYS) do
-  redis.call('ZADD', key, ARGV[1], ARGV[i + 2])
-  redis.call('EXPIRE', key, ARGV[2])
+local now = tonumber(ARGV[1])
+local revived = {}
+for i = 2, #KEYS do
+  local key, conn = KEYS[i], ARGV[i + 2]
+  local score = redis.call('ZSCORE', key, conn)
+  if score and tonumber(score) > now then
+    redis.call('ZADD', key, 'XX', ARGV[2], conn)
+    redis.call('EXPIRE', key, ARGV[3])
+  elseif not redis.call('ZSCORE', KEYS[1], conn) then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1])
+    if redis.call('ZCARD', key) == 0 then revived[#revived + 1] = i - 1 end
+    redis.call('ZADD', key, ARGV[2], conn)
+    redis.call('EXPIRE', key, ARGV[3])
+  end
 end
-return #KEYS
+return revived
 """
 REFRESH_CHUNK = 500  # entries per script call in ``refresh``
 
@@ -167,11 +228,6 @@ class RedisPresenceStore(PresenceStore):
         before = await self._client().eval(_CONNECT, 1, key, now, now + ttl, conn_id, ttl * 2)
         return int(before) == 0
 
-    async def _remove(self, key: str, conn_id: str) -> bool:
-        _removed, left = await self._client().eval(_DISCONNECT, 1, key, self._now(), conn_id)
-        # Offline once nothing live is left, even if this entry had already expired.
-        return int(left) == 0
-
     async def connect(self, user_id: int, conn_id: str, staff: bool) -> bool:
         if staff:
             await self._add(_staff_key(), conn_id)
@@ -180,27 +236,41 @@ class RedisPresenceStore(PresenceStore):
     async def heartbeat(self, user_id: int, conn_id: str, staff: bool) -> None:
         await self.refresh([(user_id, conn_id, staff)])
 
-    async def refresh(self, connections: list[tuple[int, str, bool]]) -> None:
+    async def refresh(self, connections: list[tuple[int, str, bool]]) -> set[int]:
         # One script call per chunk: packing thousands of separate commands would hold the
         # event loop for tens of milliseconds every heartbeat interval.
         ttl = chat_settings.PRESENCE_TTL
-        expiry = self._now() + ttl
-        pairs = [
-            (key, conn_id)
-            for user_id, conn_id, staff in connections
-            for key in [_user_key(user_id)] + ([_staff_key()] if staff else [])
-        ]
+        now = self._now()
+        # (key, conn_id, user_id if it is the user's own key else None)
+        pairs: list[tuple[str, str, int | None]] = []
+        for user_id, conn_id, staff in connections:
+            pairs.append((_user_key(user_id), conn_id, user_id))
+            if staff:
+                pairs.append((_staff_key(), conn_id, None))
         client = self._client()
+        revived: set[int] = set()
         for start in range(0, len(pairs), REFRESH_CHUNK):
             chunk = pairs[start : start + REFRESH_CHUNK]
-            keys = [key for key, _conn in chunk]
-            members = [conn for _key, conn in chunk]
-            await client.eval(_REFRESH, len(keys), *keys, expiry, ttl * 2, *members)
+            keys = [key for key, _conn, _uid in chunk]
+            members = [conn for _key, conn, _uid in chunk]
+            positions = await client.eval(
+                _REFRESH, len(keys) + 1, _gone_key(), *keys, now, now + ttl, ttl * 2, *members
+            )
+            for position in positions or []:
+                user_id = chunk[int(position) - 1][2]
+                if user_id is not None:
+                    revived.add(user_id)
+        return revived
 
     async def disconnect(self, user_id: int, conn_id: str, staff: bool) -> bool:
-        if staff:
-            await self._remove(_staff_key(), conn_id)
-        return await self._remove(_user_key(user_id), conn_id)
+        # One script: the tombstone and the removals are one step for every other client.
+        now, ttl = self._now(), chat_settings.PRESENCE_TTL
+        keys = [_gone_key(), _user_key(user_id)] + ([_staff_key()] if staff else [])
+        left = await self._client().eval(
+            _DISCONNECT, len(keys), *keys, now, conn_id, now + 2 * ttl, ttl * 2
+        )
+        # Offline once nothing live is left, even if this entry had already expired.
+        return int(left) == 0
 
     async def online(self, user_ids: list[int]) -> set[int]:
         if not user_ids:
