@@ -21,6 +21,8 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
 
+from . import layerwatch
+
 logger = logging.getLogger("django_support_chat.events")
 
 T = TypeVar("T")
@@ -36,6 +38,9 @@ TYPING_STOP = "typing:stop"
 CONVERSATION_NEW = "conversation:new"
 CONVERSATION_UPDATED = "conversation:updated"
 UNREAD_UPDATE = "unread:update"
+# Sent by a worker whose channel layer delivers again after it may have dropped events
+# (layerwatch.py): sync by seq; the lobby reloads its list.
+RESYNC = "resync"
 ERROR = "error"
 
 # Consumers receive group messages through this handler name (``chat_event``).
@@ -82,9 +87,13 @@ async def send_to_groups(groups: list[str], message: dict[str, Any]) -> None:
     results = await asyncio.gather(
         *(layer.group_send(group, message) for group in groups), return_exceptions=True
     )
+    failed = False
     for group, result in zip(groups, results, strict=True):
         if isinstance(result, BaseException):
             logger.error("Could not publish to %s", group, exc_info=result)
+            failed = True
+    if failed:  # this worker's sockets resync once the layer delivers again
+        layerwatch.report_failure("a group_send failed")
 
 
 # Set by ``call_and_publish`` around a database call made from the event loop: events

@@ -4,12 +4,15 @@ a send costs the same budget whichever way it arrives."""
 
 from __future__ import annotations
 
+import logging
 from types import SimpleNamespace
 from typing import Any
 
 from rest_framework.throttling import ScopedRateThrottle
 
 from .conf import chat_settings
+
+logger = logging.getLogger("django_support_chat.ratelimits")
 
 SEND_SCOPE = "support_chat_send"
 DEFAULT_SCOPE = "support_chat"
@@ -20,6 +23,15 @@ class ChatRateThrottle(ScopedRateThrottle):
 
     def get_rate(self) -> str | None:
         return chat_settings.THROTTLE_RATES.get(self.scope)
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        # The counts live in Django's cache (Redis, with several workers). A cache that is
+        # away must not turn every send into a 500: allow, and say so in the log.
+        try:
+            return super().allow_request(request, view)  # type: ignore[no-any-return]
+        except Exception:
+            logger.warning("Rate limit cache unavailable; allowing the request", exc_info=True)
+            return True
 
 
 def check(user: Any, scope: str) -> float | None:

@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _
 from .. import events, ratelimits, roles, services, tokens
 from ..conf import chat_settings
 from ..exceptions import ChatError
+from ..layerwatch import LayerWatch
 from ..models import Conversation, Message, Side
 from ..payloads import conversation_data, message_data
 from ..presence import get_presence_store
@@ -38,6 +39,7 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_HEARTBEAT_TIMEOUT = 4408
 CLOSE_FLOODING = 4429
 CLOSE_LOGGED_OUT = 4001
+CLOSE_SERVICE_RESTART = 1012  # the channel layer stayed down (layerwatch.give_up_after)
 
 CUSTOMERS_GROUP = "support_chat.customers"
 FLOOD_WINDOW = 10.0
@@ -82,6 +84,8 @@ class Watchdog:
         self.sockets: set[BaseChatConsumer] = set()
         self.task: asyncio.Task[None] | None = None
         self.lag = 0.0  # how late the last sweep started (event loop congestion)
+        self.layer: LayerWatch | None = None  # channel-layer health (layerwatch.py)
+        self.layer_check: asyncio.Future[None] | None = None
 
     @classmethod
     def for_running_loop(cls) -> Watchdog:
@@ -93,6 +97,9 @@ class Watchdog:
 
     def add(self, socket: BaseChatConsumer) -> None:
         self.sockets.add(socket)
+        if self.layer is None:
+            self.layer = LayerWatch(resync=self.resync_all, give_up=self.close_all_restarting)
+            self.check_layer()  # subscribes the probe and hooks reconnects at once
         if self.task is None or self.task.done():
             self.task = asyncio.ensure_future(self._run())
 
@@ -111,6 +118,7 @@ class Watchdog:
                 logger.exception("Heartbeat sweep failed")
 
     async def sweep(self) -> None:
+        self.check_layer()
         interval = chat_settings.HEARTBEAT_INTERVAL
         now = time.monotonic()
         limit = now - 2 * interval - self.lag
@@ -149,6 +157,27 @@ class Watchdog:
             await step
         except Exception:  # that socket is gone (StopConsumer included); the others go on
             logger.debug("Watchdog step failed", exc_info=True)
+
+    # -- channel-layer health (docs/protocol.md, "Delivery guarantees") -----------------
+
+    def check_layer(self) -> None:
+        """One probe through the channel layer, in a task of its own, so a layer that
+        hangs never delays the sweep; at most one at a time."""
+        if self.layer is not None and (self.layer_check is None or self.layer_check.done()):
+            self.layer_check = asyncio.ensure_future(self.layer.check())
+
+    async def resync_all(self) -> None:
+        """The layer delivers again after it may have dropped events: every socket is
+        told to fetch what it missed (``resync``)."""
+        frame = events.envelope(events.RESYNC, {})
+        for socket in list(self.sockets):
+            await self._guarded(socket.send_json(frame))
+
+    async def close_all_restarting(self) -> None:
+        """The layer stayed down too long: close every socket with 1012 (reconnect)."""
+        await asyncio.gather(
+            *(self._guarded(s.close_with(CLOSE_SERVICE_RESTART)) for s in list(self.sockets))
+        )
 
 
 class BaseChatConsumer(AsyncJsonWebsocketConsumer):
