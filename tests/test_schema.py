@@ -42,7 +42,7 @@ PREFIX = "SupportChat"
 
 # What each operation can answer besides its success: the errors its code can produce.
 EXPECTED_RESPONSES = {
-    "support_chat_conversations_list": {200, 401, 403, 404, 429},
+    "support_chat_conversations_list": {200, 400, 401, 403, 404, 429},  # 400: page_size
     "support_chat_conversations_retrieve": {200, 401, 403, 404, 429},
     "support_chat_conversations_messages_list": {200, 400, 401, 403, 404, 429},
     "support_chat_conversations_messages_create": {200, 201, 400, 401, 403, 404, 409, 415, 429},

@@ -11,10 +11,11 @@ from __future__ import annotations
 from datetime import timezone
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.db.models import QuerySet
-from rest_framework.exceptions import NotFound
+from django.utils.translation import gettext_lazy as _
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 
@@ -30,8 +31,18 @@ class _SettingsPageSize(CursorPagination):
     setting = "HISTORY_PAGE_SIZE"
 
     def get_page_size(self, request: Request) -> int:
+        """``?page_size=`` (more than ``max_page_size`` counts as the maximum). Anything but
+        a positive integer is a 400, as the schema says, not silently the default size."""
         self.page_size = getattr(chat_settings, self.setting)
-        return super().get_page_size(request)  # type: ignore[no-any-return]
+        raw = request.query_params.get(self.page_size_query_param, "")
+        if raw == "":  # absent or empty: not set, like every optional query parameter
+            return self.page_size  # type: ignore[no-any-return]
+        digits = raw.lstrip("0")
+        if not (raw.isascii() and raw.isdigit()) or not digits:
+            raise ValidationError({"page_size": [_("A positive integer is required.")]})
+        if len(digits) > 6:  # past any maximum, and never int() of a 10,000-digit string
+            return self.max_page_size
+        return min(int(digits), self.max_page_size)
 
     def paginate_queryset(
         self, queryset: QuerySet[Any], request: Request, view: Any = None
@@ -50,7 +61,7 @@ class _SettingsPageSize(CursorPagination):
         field = self._model._meta.get_field(self.ordering[0].lstrip("-"))
         try:
             value = field.to_python(raw)
-        except (ValidationError, ValueError, TypeError, OverflowError):
+        except (DjangoValidationError, ValueError, TypeError, OverflowError):
             value = None
         if isinstance(value, bool) or value is None:
             raise NotFound(self.invalid_cursor_message)

@@ -67,6 +67,15 @@ class ChatAutoSchema(AutoSchema):
         # Only for serializers without a component_name (every chat serializer has one).
         return _prefixed(super().get_serializer_name(serializer, direction), COMPONENT_PREFIX)
 
+    def _resolve_path_parameters(self, variables: list[str]) -> list[dict[str, Any]]:
+        parameters = super()._resolve_path_parameters(variables)
+        for parameter in parameters:
+            if parameter["schema"].get("type") == "integer":
+                # Django's <int:pk> matches digits only: "-1" is no URL of this API (the
+                # site's HTML 404), so the schema must not offer it.
+                parameter["schema"] = {**parameter["schema"], "minimum": 0}
+        return parameters  # type: ignore[no-any-return]
+
     def get_paginated_name(self, serializer_name: str) -> str:
         return f"{COMPONENT_PREFIX}Paginated{serializer_name.removeprefix(COMPONENT_PREFIX)}List"
 
@@ -129,10 +138,17 @@ PAGE_PARAMETERS = [
     ),
     OpenApiParameter(
         "page_size",
-        OpenApiTypes.INT,
-        description="Items per page, at most 200 (more counts as 200).",
+        {"type": "integer", "minimum": 1},
+        description="Items per page, at most 200 (more counts as 200). Anything but a "
+        "positive integer is a 400.",
     ),
 ]
+
+# Every paginated list can answer these, whatever else it declares.
+PAGE_ERRORS = {
+    400: "A bad query parameter (`page_size` not a positive integer, ...): each with its messages.",
+    404: "Invalid `cursor`.",
+}
 
 
 def errors(*codes: int, body: bool = False, **descriptions: str) -> dict[int, OpenApiResponse]:
@@ -160,11 +176,17 @@ def document(*, operation_id: str, paginated: bool = False, **kwargs: Any) -> An
     so hosts need no REST_FRAMEWORK change for the chat's schema.
 
     ``operation_id`` gets the ``support_chat_`` prefix; ``paginated`` adds the ``cursor``
-    and ``page_size`` parameters. The 429 response gets its ``Retry-After`` header.
+    and ``page_size`` parameters, and the 400 and 404 they can cause. The 429 response gets
+    its ``Retry-After`` header.
     """
     parameters = [*kwargs.pop("parameters", []), RETRY_AFTER]
     if paginated:
         parameters += PAGE_PARAMETERS
+        responses = kwargs["responses"] = dict(kwargs.get("responses", {}))
+        for code, description in PAGE_ERRORS.items():
+            if code not in responses:
+                serializer = ValidationErrorSerializer if code == 400 else ErrorSerializer
+                responses[code] = OpenApiResponse(serializer, description=description)
 
     def decorator(method: Any) -> Any:
         method.schema = ChatAutoSchema

@@ -118,15 +118,21 @@ class AssignSerializer(serializers.Serializer):
 
 
 class InboxQuerySerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["open", "closed", "all"], required=False)
-    search = serializers.CharField(required=False, max_length=200)
-    assigned = serializers.CharField(required=False, help_text="'me', 'none', or a staff user id.")
+    # allow_blank: an empty parameter (``?search=``) means "not set", as DRF reads every
+    # optional query parameter; the schema must not say minLength 1.
+    status = serializers.ChoiceField(
+        choices=["open", "closed", "all"], required=False, allow_blank=True
+    )
+    search = serializers.CharField(required=False, max_length=200, allow_blank=True)
+    assigned = serializers.CharField(
+        required=False, allow_blank=True, help_text="'me', 'none', or a staff user id."
+    )
     unread = serializers.BooleanField(required=False)
 
     def validate_assigned(self, value: str) -> str:
         # isdigit() alone accepts "²" and other non-ASCII digits that int() refuses.
         is_id = value.isascii() and value.isdigit() and len(value) < 20 and int(value) <= _MAX_ID
-        if value not in ("me", "none") and not is_id:
+        if value not in ("", "me", "none") and not is_id:
             raise serializers.ValidationError(_("Use 'me', 'none' or a user id."))
         return value
 
