@@ -40,9 +40,10 @@ class TestSettings:
             }
         ):
             assert {
+                **DEFAULTS["THROTTLE_RATES"],
                 "support_chat_send": "3/minute",
-                "support_chat": DEFAULTS["THROTTLE_RATES"]["support_chat"],
             } == chat_settings.THROTTLE_RATES
+            assert chat_settings.THROTTLE_RATES["support_chat"] == "600/minute"
             texts = chat_settings.WIDGET_TEXTS
             assert texts["title"] == "Help"
             assert texts["send"] == DEFAULTS["WIDGET_TEXTS"]["send"]

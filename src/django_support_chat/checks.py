@@ -24,6 +24,7 @@ _POSITIVE_INTS = (
     "WS_FLOOD_LIMIT",
     "TYPING_RATE",
     "WS_TOKEN_MAX_AGE",
+    "WS_MAX_SOCKETS_PER_USER",
     "PRESENCE_REDIS_MAX_CONNECTIONS",
 )
 _IN_MEMORY = "channels.layers.InMemoryChannelLayer"

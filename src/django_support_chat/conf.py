@@ -21,10 +21,14 @@ DEFAULTS: dict[str, Any] = {
     # Longest message text accepted, in characters.
     "MAX_MESSAGE_LENGTH": 5000,
     # DRF throttle rates ("<n>/<second|minute|hour|day>") per scope, applied per user.
-    # None disables a scope.
+    # None disables a scope. The last three are WebSocket frames that cost a query:
+    # sync, message:read and message:delivered (one budget), presence:query.
     "THROTTLE_RATES": {
         "support_chat_send": "30/minute",
         "support_chat": "600/minute",
+        "support_chat_sync": "120/minute",
+        "support_chat_read": "300/minute",
+        "support_chat_presence": "120/minute",
     },
     # Dotted paths to predicates ``(user) -> bool``.
     "STAFF_PREDICATE": "django_support_chat.roles.default_is_staff",
@@ -102,6 +106,9 @@ DEFAULTS: dict[str, Any] = {
     "WS_FLOOD_LIMIT": 100,
     "TYPING_RATE": 2,
     "WS_TOKEN_MAX_AGE": 60,
+    # Open WebSockets one user may have at once (all routes, all workers); one more is
+    # refused with close code 4430.
+    "WS_MAX_SOCKETS_PER_USER": 20,
     # Redis URL for presence; None means the in-process store (single process only).
     # When unset and CHANNEL_LAYERS uses channels-redis, its first host is used.
     "PRESENCE_REDIS_URL": None,

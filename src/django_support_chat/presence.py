@@ -69,6 +69,10 @@ class PresenceStore:
     async def is_online(self, user_id: int) -> bool:
         return bool(await self.online([user_id]))
 
+    async def connection_count(self, user_id: int) -> int:
+        """The user's live connections on every worker (``WS_MAX_SOCKETS_PER_USER``)."""
+        raise NotImplementedError
+
 
 class MemoryPresenceStore(PresenceStore):
     """Single-process store for development and the in-memory channel layer."""
@@ -138,6 +142,9 @@ class MemoryPresenceStore(PresenceStore):
 
     async def staff_online(self) -> bool:
         return bool(self._live(_staff_key(), time.monotonic()))
+
+    async def connection_count(self, user_id: int) -> int:
+        return len(self._live(_user_key(user_id), time.monotonic()))
 
     def clear(self) -> None:
         self._entries.clear()
@@ -284,6 +291,9 @@ class RedisPresenceStore(PresenceStore):
 
     async def staff_online(self) -> bool:
         return bool(await self._client().zcount(_staff_key(), self._now(), "+inf"))
+
+    async def connection_count(self, user_id: int) -> int:
+        return int(await self._client().zcount(_user_key(user_id), self._now(), "+inf"))
 
 
 def _redis_url_from_layer() -> str | None:

@@ -16,6 +16,10 @@ logger = logging.getLogger("django_support_chat.ratelimits")
 
 SEND_SCOPE = "support_chat_send"
 DEFAULT_SCOPE = "support_chat"
+# WebSocket frames that cost a query (docs/protocol.md#limits).
+SYNC_SCOPE = "support_chat_sync"
+READ_SCOPE = "support_chat_read"  # message:read and message:delivered
+PRESENCE_SCOPE = "support_chat_presence"
 
 
 class ChatRateThrottle(ScopedRateThrottle):

@@ -38,6 +38,7 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_HEARTBEAT_TIMEOUT = 4408
 CLOSE_FLOODING = 4429
+CLOSE_TOO_MANY_SOCKETS = 4430
 CLOSE_LOGGED_OUT = 4001
 CLOSE_SERVICE_RESTART = 1012  # the channel layer stayed down (layerwatch.give_up_after)
 
@@ -46,9 +47,22 @@ FLOOD_WINDOW = 10.0
 
 
 class FrameError(Exception):
-    def __init__(self, code: str, message: str, fields: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, fields: dict[str, Any] | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
-        self.code, self.message, self.fields = code, message, fields
+        self.code, self.message, self.fields, self.extra = code, message, fields, extra
+
+
+def _throttle(user: Any, scope: str) -> None:
+    """Count one frame of ``user`` in ``scope`` (a ``THROTTLE_RATES`` key); over the rate,
+    the frame is answered ``throttled``. Called on the database thread, in the frame's one
+    hop, before its query."""
+    wait = ratelimits.check(user, scope)
+    if wait is not None:
+        raise FrameError(
+            "throttled", _("Too many requests; try again shortly."), retry_after=round(wait or 1, 1)
+        )
 
 
 def _int_field(data: dict[str, Any], name: str, required: bool = True) -> int | None:
@@ -209,6 +223,9 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         if refusal:
             await self.refuse(refusal)
             return
+        if await self._too_many_sockets():
+            await self.refuse(CLOSE_TOO_MANY_SOCKETS)
+            return
         await self.accept()
         self.joined = True
         for group in self.groups_to_join():
@@ -245,6 +262,16 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
             await super().dispatch(message)
         finally:
             self.busy_since = None
+
+    async def _too_many_sockets(self) -> bool:
+        """Whether the user already has ``WS_MAX_SOCKETS_PER_USER`` live sockets, counted
+        by the presence store on every worker. A store that fails does not refuse."""
+        try:
+            count = await get_presence_store().connection_count(self.user.pk)
+        except Exception:
+            logger.warning("Could not count the sockets of user %s", self.user.pk, exc_info=True)
+            return False
+        return count >= chat_settings.WS_MAX_SOCKETS_PER_USER
 
     async def refuse(self, code: int) -> None:
         """Accept, then close with ``code``: closing before accepting would reach the
@@ -398,7 +425,7 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
                 )
             await getattr(self, handler)(data, ref)
         except FrameError as exc:
-            await self.send_error(exc.code, exc.message, ref=ref, fields=exc.fields)
+            await self.send_error(exc.code, exc.message, ref=ref, fields=exc.fields, **exc.extra)
         except ObjectDoesNotExist:
             # The conversation was deleted (Django admin) while this socket was open.
             await self.send_error("not_found", _("This conversation no longer exists."), ref=ref)
@@ -587,19 +614,30 @@ class ConversationConsumerMixin(BaseChatConsumer):
             self.typing_sent_at = 0.0
             await self._relay_typing(events.TYPING_STOP)
 
-    async def _conversation_call(self, func: Any, *args: Any) -> None:
+    async def _conversation_call(self, func: Any, *args: Any, scope: str | None = None) -> None:
         assert self.conversation is not None
         conversation = copy.copy(self.conversation)  # see on_send
+        user = self.user
+
+        def call() -> Any:
+            if scope is not None:
+                _throttle(user, scope)
+            return func(conversation, user, *args)
+
         try:
-            await events.call_and_publish(func, conversation, self.user, *args)
+            await events.call_and_publish(call)
         except ChatError as exc:
             raise FrameError(exc.code, exc.message) from None
 
     async def on_delivered(self, data: dict[str, Any], ref: Any) -> None:
-        await self._conversation_call(services.mark_delivered, _int_field(data, "up_to_id"))
+        up_to_id = _int_field(data, "up_to_id")
+        await self._conversation_call(
+            services.mark_delivered, up_to_id, scope=ratelimits.READ_SCOPE
+        )
 
     async def on_read(self, data: dict[str, Any], ref: Any) -> None:
-        await self._conversation_call(services.mark_read, _int_field(data, "up_to_id", False))
+        up_to_id = _int_field(data, "up_to_id", False)
+        await self._conversation_call(services.mark_read, up_to_id, scope=ratelimits.READ_SCOPE)
 
     async def on_sync(self, data: dict[str, Any], ref: Any) -> None:
         """Everything after ``after_seq`` (or the older ``after_id``), oldest first, one
@@ -610,7 +648,10 @@ class ConversationConsumerMixin(BaseChatConsumer):
         assert self.conversation is not None
         pk, side, size = self.conversation.pk, self.side, chat_settings.HISTORY_PAGE_SIZE
 
+        user = self.user
+
         def load() -> dict[str, Any]:
+            _throttle(user, ratelimits.SYNC_SCOPE)
             conversation = Conversation.objects.select_related(
                 "customer", "assigned_to", "last_message"
             ).get(pk=pk)
@@ -762,6 +803,7 @@ class StaffLobbyConsumer(BaseChatConsumer):
             or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
         ):
             raise FrameError("invalid", _("user_ids must be a list of at most 500 integers."))
+        await database_sync_to_async(_throttle)(self.user, ratelimits.PRESENCE_SCOPE)
         online = await get_presence_store().online(ids)
         now = time.monotonic()
         for user_id in online:  # watched from now on, like those announced online
