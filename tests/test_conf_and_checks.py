@@ -237,6 +237,8 @@ E004_CASES = {
     "string number": {"INBOX_PAGE_SIZE": "30"},
     "float": {"MAX_MESSAGE_LENGTH": 10.5},
     "bool": {"TYPING_TIMEOUT": True},
+    "socket cap zero": {"WS_MAX_SOCKETS_PER_USER": 0},
+    "bad frame rate": {"THROTTLE_RATES": {"support_chat_sync": "lots"}},
     "nested not a dict": {"WIDGET_TEXTS": "Support"},
     "rates not a dict": {"THROTTLE_RATES": ["30/minute"]},
     "rates a string": {"THROTTLE_RATES": "30/minute"},
