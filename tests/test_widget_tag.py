@@ -82,6 +82,7 @@ def test_config_has_what_the_scripts_need():
     assert config["assets"] == {
         "js": "/static/support_chat/widget/panel.js",
         "css": "/static/support_chat/widget/panel.css",
+        "rt": "/static/support_chat/realtime.js",
     }
     assert config["heartbeat_interval"] == DEFAULTS["HEARTBEAT_INTERVAL"]
     assert config["typing_timeout"] == DEFAULTS["TYPING_TIMEOUT"]

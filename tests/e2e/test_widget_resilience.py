@@ -200,7 +200,8 @@ def test_reconnects_with_backoff_and_catches_up(new_context, make_user, live_url
     texts = page.locator(".scw-theirs .scw-text")
     expect(texts).to_have_text(["Before the cut", "While you were away 1", "While you were away 2"])
     syncs = gate.sent("sync")
-    assert syncs[-1]["data"]["after_id"] == Message.objects.get(text="Before the cut").pk
+    # The catch-up asks for everything after the last message held, by seq.
+    assert syncs[-1]["data"] == {"after_seq": Message.objects.get(text="Before the cut").seq}
     staff.close()
 
 

@@ -32,6 +32,8 @@ LOADER_JS = "support_chat/widget/loader.js"
 LAUNCHER_CSS = "support_chat/widget/launcher.css"
 PANEL_JS = "support_chat/widget/panel.js"
 PANEL_CSS = "support_chat/widget/panel.css"
+# The shared WebSocket client: the panel needs it, the loader fetches it alone for a live badge.
+REALTIME_JS = "support_chat/realtime.js"
 
 
 def widget_config(request: Any, user: Any) -> dict[str, Any]:
@@ -60,7 +62,7 @@ def widget_config(request: Any, user: Any) -> dict[str, Any]:
         "max_message_length": chat_settings.MAX_MESSAGE_LENGTH,
         "lang": get_language() or "",
         "texts": {key: str(value) for key, value in chat_settings.WIDGET_TEXTS.items()},
-        "assets": {"js": static(PANEL_JS), "css": static(PANEL_CSS)},
+        "assets": {"js": static(PANEL_JS), "css": static(PANEL_CSS), "rt": static(REALTIME_JS)},
         # The panel's icons: SVG path data from icons.py (or Font Awesome classes).
         "icons": script_icons(PANEL_ICONS),
     }
@@ -84,7 +86,7 @@ def _static_files_missing() -> bool:
     manifest lacks, when ``collectstatic`` has not run since the package was installed or
     upgraded. Rendering nothing keeps the host's pages up."""
     try:
-        for name in (LAUNCHER_CSS, LOADER_JS, PANEL_JS, PANEL_CSS):
+        for name in (LAUNCHER_CSS, LOADER_JS, PANEL_JS, PANEL_CSS, REALTIME_JS):
             static(name)
     except ValueError as exc:
         logger.error(

@@ -10,7 +10,7 @@
   const button = root.querySelector(".support-chat-launcher");
   const badge = root.querySelector(".support-chat-badge");
   const noop = () => {};
-  let loading, panel, socket, beat, tries = 0;
+  let loading, panel, socket, rt;
 
   const stored = (storage, key) => {
     try { return JSON.parse(window[storage].getItem(key)); } catch (e) { return null; }
@@ -21,16 +21,19 @@
     badge.firstChild.nodeValue = n > 99 ? "99+" : n;
   };
 
-  const load = () => (loading = loading || new Promise((resolve, reject) => {
-    let left = 2; // never show the panel unstyled
-    [["link", { rel: "stylesheet", href: cfg.assets.css }], ["script", { src: cfg.assets.js }]]
-      .forEach(([tag, props]) => {
-        const el = Object.assign(document.createElement(tag), props);
-        el.onload = () => --left || resolve();
-        el.onerror = reject;
-        document.head.append(el);
-      });
-  }).then(() => {
+  const add = (tag, props) => new Promise((onload, onerror) =>
+    document.head.append(Object.assign(document.createElement(tag), props, { onload, onerror })));
+
+  // The shared WebSocket client (realtime.js), fetched once, by the panel or the badge.
+  const client = () => (rt = rt || add("script", { src: cfg.assets.rt }).catch((e) => {
+    rt = null;
+    throw e;
+  }));
+
+  // CSS and scripts together: never show the panel unstyled.
+  const load = () => (loading = loading || Promise.all([
+    add("link", { rel: "stylesheet", href: cfg.assets.css }), add("script", { src: cfg.assets.js }), client(),
+  ]).then(() => {
     unwatch();
     return (panel = window.SupportChatPanel(root, cfg, setBadge));
   }, (error) => {
@@ -41,34 +44,25 @@
   // Keeps the badge live until the panel loads (if there is a conversation).
   const watch = () => {
     if (panel || socket || !cfg.conversation || !window.WebSocket) return;
-    const ws = socket = new WebSocket((location.protocol == "https:" ? "wss://" : "ws://") +
-      location.host + cfg.ws + "user/" + cfg.conversation + "/");
-    ws.onmessage = (event) => {
-      const { type, data } = JSON.parse(event.data);
-      if (type == "hello") {
-        tries = 0;
-        beat = setInterval(() => ws.send('{"type":"heartbeat"}'), data.heartbeat_interval * 1e3);
-      } else if ("unread_user_count" in data && data.conversation_id == cfg.conversation) {
-        setBadge(data.unread_user_count);
-        if (data.unread_user_count) load().catch(noop);
-      }
-    };
-    ws.onclose = ({ code }) => {
-      clearInterval(beat);
-      if (socket != ws) return;
-      socket = null;
-      // Not after logout/refusal (4001, 4401-4404); else backoff with jitter.
-      if (code != 4001 && (code < 4401 || code > 4404)) {
-        setTimeout(watch, Math.min(3e4, 1e3 * 2 ** tries++) * (0.5 + Math.random() / 2));
-      }
-    };
+    socket = 1;
+    client().then(() => {
+      if (socket != 1) return; // the panel came first
+      socket = new SupportChatSocket({
+        path: cfg.ws + "user/" + cfg.conversation + "/",
+        heartbeat: cfg.heartbeat_interval,
+        onFrame: ({ data }) => {
+          if ("unread_user_count" in data && data.conversation_id == cfg.conversation) {
+            setBadge(data.unread_user_count);
+            if (data.unread_user_count) load().catch(noop);
+          }
+        },
+      });
+    }, () => { socket = null; });
   };
 
   const unwatch = () => {
-    const ws = socket;
+    if (socket && socket.close) socket.close();
     socket = null;
-    clearInterval(beat);
-    if (ws) ws.close(1000);
   };
 
   button.addEventListener("click", () => load().then((chat) => chat.toggle(), noop));
@@ -76,7 +70,7 @@
   for (const type of ["pointerenter", "focus", "touchstart"]) {
     button.addEventListener(type, () => load().catch(noop), { once: true, passive: true });
   }
-  addEventListener("online", () => { tries = 0; watch(); });
+  addEventListener("online", watch); // realtime.js could not be fetched while offline
 
   const state = stored("sessionStorage", "support-chat:" + cfg.user) || {};
   const queued = stored("localStorage", "support-chat:queue:" + cfg.user) || [];

@@ -8,8 +8,9 @@
  * field (escaped and linkified on the server). Never as raw HTML.
  *
  * Data flow: the newest history page comes from the REST API, then a WebSocket brings live
- * events; after every (re)connect a `sync` frame fetches what was missed since the last id
- * seen. Outgoing messages go to a per-user queue in localStorage first and leave it only
+ * events. The socket is the shared client (../realtime.js, window.SupportChatSocket, loaded
+ * beside this file): it reconnects, detects dead sockets, drops duplicates and fills holes
+ * with `sync` by seq, and calls back here after every hello to resend the queue. Outgoing messages go to a per-user queue in localStorage first and leave it only
  * when the server acknowledges their client_id, so a reload or page change loses nothing
  * and a resend is never stored twice (the server is idempotent on client_id).
  */
@@ -22,7 +23,6 @@
   var NEAR_BOTTOM = 48; // px: "at the bottom" for auto-scroll and read receipts
   var GROUP_GAP = 5 * 60 * 1000; // same sender within 5 minutes: one group
   var SEND_TIMEOUT = 15000; // ms without an answer before a send counts as failed
-  var FATAL_CLOSE = [4001, 4401, 4403, 4404]; // logged out / refused: do not reconnect
 
   // -- small helpers -------------------------------------------------------------------
 
@@ -93,17 +93,6 @@
     }
   }
 
-  // RFC 4122 v4 from getRandomValues: crypto.randomUUID needs a secure context.
-  function uuid4() {
-    var b = crypto.getRandomValues(new Uint8Array(16));
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    var hex = Array.prototype.map.call(b, function (x) {
-      return (x + 0x100).toString(16).slice(1);
-    }).join("");
-    return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)].join("-");
-  }
-
   function cookie(name) {
     var match = document.cookie.match(new RegExp("(?:^|; )" + name + "=([^;]*)"));
     return match ? decodeURIComponent(match[1]) : null;
@@ -111,13 +100,6 @@
 
   function dayKey(date) {
     return date.getFullYear() * 10000 + date.getMonth() * 100 + date.getDate();
-  }
-
-  // Exponential backoff with jitter: 0.5 s, 1 s, 2 s ... capped at 30 s, each randomised
-  // to 50-100% so clients do not reconnect in lockstep after a server restart.
-  function backoff(attempt) {
-    var base = Math.min(30000, 500 * Math.pow(2, attempt));
-    return base / 2 + (Math.random() * base) / 2;
   }
 
   function formatter(lang, options) {
@@ -162,20 +144,12 @@
     var sentRead = 0;
     var isOpen = false;
     var memoryQueue = null; // used only when localStorage refuses writes
-    var inflight = new Map(); // client_id -> time the send frame went out
+    var inflight = new Map(); // client_id -> token of the send on its way
 
-    var ws = null;
-    var ready = false; // hello received on the current socket
-    var stopped = false; // a fatal close: no more reconnects
-    var attempts = 0; // reconnect attempts since the last hello (backoff exponent)
-    var failures = 0; // consecutive sockets lost without a hello
-    var reconnectTimer = null;
-    var beatTimer = null;
-    var lastFrameAt = 0;
+    var rt = null; // the SupportChatSocket of this conversation
     var typingSentAt = 0;
     var typingStopTimer = null;
     var typingHideTimer = null;
-    var syncing = false;
 
     // -- DOM ---------------------------------------------------------------------------
 
@@ -373,7 +347,10 @@
           winStart = Math.max(0, winEnd - WINDOW);
           render("bottom");
           renderPending();
-          requestSync();
+          // From here the client drops duplicates and fills holes (by seq); catch up on
+          // what arrived between the page and the socket.
+          rt.hold(page.results);
+          rt.sync();
           reportDelivered();
           reportRead();
         })
@@ -756,7 +733,7 @@
     // -- receipts ----------------------------------------------------------------------
 
     function reportDelivered() {
-      if (ready && maxSupportId > sentDelivered) {
+      if (live() && maxSupportId > sentDelivered) {
         sentDelivered = maxSupportId;
         send("message:delivered", { up_to_id: maxSupportId });
       }
@@ -768,7 +745,7 @@
       var target = Math.max(maxSupportId, lastId());
       if (target <= sentRead || maxSupportId <= sentRead) return;
       sentRead = target;
-      if (ready) {
+      if (live()) {
         send("message:read", { up_to_id: target });
       } else {
         api(apiBase + convId + "/read", { up_to_id: target }).then(function (conversation) {
@@ -793,7 +770,7 @@
       event.preventDefault();
       var text = textarea.value.trim();
       if (!text) return;
-      var entry = { id: uuid4(), conv: convId, text: text, at: new Date().toISOString(), failed: false };
+      var entry = { id: window.SupportChatSocket.uuid(), conv: convId, text: text, at: new Date().toISOString(), failed: false };
       queueSave(queueAll().concat([entry]));
       textarea.value = "";
       session({ draft: "" });
@@ -810,22 +787,31 @@
     // Over the socket when it is up; over REST when the socket keeps failing but the
     // network works (a proxy that blocks WebSockets, say).
     function flush() {
-      if (!convId || stopped) return;
-      var now = Date.now();
+      if (!convId || stopped()) return;
       var entries = queueAll().filter(function (entry) {
         return mine(entry) && !entry.failed && !inflight.has(entry.id);
       });
-      if (ready) {
-        entries.forEach(function (entry) {
-          inflight.set(entry.id, now);
-          send("message:send", { text: entry.text, client_id: entry.id }, entry.id);
-        });
-      } else if (navigator.onLine && failures >= 2) {
+      if (live()) {
+        entries.forEach(sendOverSocket);
+      } else if (navigator.onLine && rt && rt.failures >= 2) {
         // One at a time, to keep their order.
         entries.reduce(function (chain, entry) {
           return chain.then(function () { return postMessage(entry); });
         }, Promise.resolve());
       }
+    }
+
+    function sendOverSocket(entry) {
+      var token = {};
+      inflight.set(entry.id, token);
+      rt.request("message:send", { text: entry.text, client_id: entry.id }).then(function (frame) {
+        receive([frame.data.message], false);
+      }, function (error) {
+        if (inflight.get(entry.id) !== token) return; // settled, or the socket went (resent after hello)
+        if (error.code === "timeout") fail(entry.id, "");
+        else if (error.code === "disconnected" || error.code === "not_connected") inflight.delete(entry.id);
+        else onSendError(entry.id, error);
+      });
     }
 
     function postMessage(entry) {
@@ -875,181 +861,102 @@
       }
     }
 
-    // A send the server never answered, on a socket that still looks alive.
-    function checkInflight() {
-      var now = Date.now();
-      inflight.forEach(function (sentAt, clientId) {
-        if (now - sentAt > SEND_TIMEOUT) fail(clientId, "");
-      });
+    // -- WebSocket (the shared client) --------------------------------------------------
+
+    function live() {
+      return !!rt && rt.live;
     }
 
-    // -- WebSocket -----------------------------------------------------------------------
+    function stopped() {
+      return !!rt && rt.stopped;
+    }
 
-    function send(type, data, ref) {
-      if (!ws || ws.readyState !== 1) return false;
-      var frame = { type: type, data: data || {} };
-      if (ref !== undefined) frame.ref = ref;
-      ws.send(JSON.stringify(frame));
-      return true;
+    function send(type, data) {
+      return !!rt && rt.send(type, data);
     }
 
     function connect() {
-      clearTimeout(reconnectTimer);
-      if (ws || stopped || !convId) return;
-      if (!navigator.onLine) {
+      if (rt) {
+        rt.reconnect();
+        return;
+      }
+      if (!convId) return;
+      rt = new window.SupportChatSocket({
+        path: cfg.ws + "user/" + convId + "/",
+        conversation: convId,
+        heartbeat: limits.heartbeat,
+        timeout: SEND_TIMEOUT,
+        on: handlers,
+        onState: updateBanner,
+        onResend: flush, // after every hello: what is queued goes (again, same client_id)
+      });
+    }
+
+    var handlers = {
+      hello: function (data) {
+        limits.heartbeat = data.heartbeat_interval || limits.heartbeat;
+        limits.typing = data.typing_timeout || limits.typing;
+        limits.maxLength = data.max_message_length || limits.maxLength;
+        textarea.maxLength = limits.maxLength;
+        applyConversation(data.conversation);
+        if (data.presence) setOnline(data.presence.support_online);
         updateBanner();
-        return; // the "online" event reconnects
-      }
-      var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + cfg.ws + "user/" + convId + "/";
-      var socket;
-      try {
-        socket = ws = new WebSocket(url);
-      } catch (e) {
-        // A Content-Security-Policy without this origin in connect-src, for one:
-        // REST still works, so sends go that way (flush's fallback).
-        failures = Math.max(failures, 2);
-        updateBanner();
-        reconnectTimer = setTimeout(connect, backoff(attempts++));
-        return;
-      }
-      socket.onmessage = function (event) {
-        if (ws === socket) onFrame(event);
-      };
-      socket.onclose = function (event) {
-        closed(socket, event.code);
-      };
-    }
+        if (isOpen && !historyLoaded) ensureHistory(); // it failed while we were cut off
+        reportDelivered();
+        reportRead();
+      },
+      close: function (data) {
+        inflight.clear(); // unanswered sends go again after the next hello (idempotent)
+        hideTyping();
+        if (data.fatal) setOnline(false);
+        else flush(); // over REST if the socket keeps failing
+        updateBanner(); // after two lost sockets in a row
+      },
+      sync: function (data) {
+        applyConversation(data.conversation);
+        receive(data.messages || [], false);
+      },
+      "message:new": function (data) {
+        if (data.conversation_id !== convId) return;
+        receive([data.message], true);
+        // A new message carries the counters: no separate unread:update follows it.
+        if ("unread_user_count" in data) setBadge(data.unread_user_count);
+      },
+      "message:sent": function (data) {
+        receive([data.message], false);
+      },
+      "message:delivered": receipt,
+      "message:read": receipt,
+      "typing:start": function (data) {
+        if (data.side === "staff" && data.conversation_id === convId) showTyping();
+      },
+      "typing:stop": function (data) {
+        if (data.side === "staff" && data.conversation_id === convId) hideTyping();
+      },
+      "presence:update": function (data) {
+        if ("support_online" in data) setOnline(data.support_online);
+      },
+      "unread:update": function (data) {
+        if (data.conversation_id === convId) setBadge(data.unread_user_count);
+      },
+      "conversation:updated": function (data) {
+        applyConversation(data.conversation);
+      },
+    };
 
-    // The socket is gone (closed by either side, or given up on): clean up and retry.
-    function closed(socket, code) {
-      if (ws !== socket) return;
-      ws = null;
-      ready = false;
-      inflight.clear(); // unanswered sends go again after the next hello (idempotent)
-      clearInterval(beatTimer);
-      hideTyping();
-      if (FATAL_CLOSE.indexOf(code) >= 0) {
-        stopped = true;
-        setOnline(false);
-        updateBanner();
-        return;
+    function receipt(data, frame) {
+      if (data.side === "staff" && data.conversation_id === convId) {
+        staffDelivered = Math.max(staffDelivered, data.up_to_id);
+        if (frame.type === "message:read") staffRead = Math.max(staffRead, data.up_to_id);
+        refreshReceipts();
       }
-      failures++;
-      updateBanner();
-      flush();
-      if (navigator.onLine) reconnectTimer = setTimeout(connect, backoff(attempts++));
-    }
-
-    function drop() {
-      var socket = ws;
-      if (!socket) return;
-      socket.onclose = null;
-      closed(socket, 1006);
-      try {
-        socket.close();
-      } catch (e) { /* already closing */ }
-    }
-
-    function requestSync() {
-      if (ready && historyLoaded && !syncing) {
-        syncing = true;
-        send("sync", { after_id: lastId() }, "sync");
-      }
-    }
-
-    function onFrame(event) {
-      lastFrameAt = Date.now();
-      var frame;
-      try {
-        frame = JSON.parse(event.data);
-      } catch (e) {
-        return;
-      }
-      var data = frame.data || {};
-      var fromSupport = data.side === "staff";
-      switch (frame.type) {
-        case "hello":
-          ready = true;
-          syncing = false;
-          attempts = 0;
-          failures = 0;
-          limits.heartbeat = data.heartbeat_interval || limits.heartbeat;
-          limits.typing = data.typing_timeout || limits.typing;
-          limits.maxLength = data.max_message_length || limits.maxLength;
-          textarea.maxLength = limits.maxLength;
-          clearInterval(beatTimer);
-          beatTimer = setInterval(heartbeat, limits.heartbeat * 1000);
-          applyConversation(data.conversation);
-          if (data.presence) setOnline(data.presence.support_online);
-          updateBanner();
-          if (isOpen && !historyLoaded) ensureHistory(); // it failed while we were cut off
-          requestSync(); // catch up on what happened while we were away
-          flush();
-          reportDelivered();
-          reportRead();
-          break;
-        case "sync":
-          syncing = false;
-          applyConversation(data.conversation);
-          receive(data.messages || [], false);
-          if (data.has_more) requestSync();
-          break;
-        case "message:new":
-          if (data.conversation_id !== convId) break;
-          receive([data.message], true);
-          // A new message carries the counters: no separate unread:update follows it.
-          if ("unread_user_count" in data) setBadge(data.unread_user_count);
-          break;
-        case "message:sent":
-          receive([data.message], false);
-          break;
-        case "error":
-          if (frame.ref && inflight.has(frame.ref)) onSendError(frame.ref, data);
-          else if (frame.ref === "sync") syncing = false;
-          break;
-        case "message:delivered":
-        case "message:read":
-          if (fromSupport && data.conversation_id === convId) {
-            staffDelivered = Math.max(staffDelivered, data.up_to_id);
-            if (frame.type === "message:read") staffRead = Math.max(staffRead, data.up_to_id);
-            refreshReceipts();
-          }
-          break;
-        case "typing:start":
-        case "typing:stop":
-          if (fromSupport && data.conversation_id === convId) {
-            if (frame.type === "typing:start") showTyping();
-            else hideTyping();
-          }
-          break;
-        case "presence:update":
-          if ("support_online" in data) setOnline(data.support_online);
-          break;
-        case "unread:update":
-          if (data.conversation_id === convId) setBadge(data.unread_user_count);
-          break;
-        case "conversation:updated":
-          applyConversation(data.conversation);
-          break;
-      }
-    }
-
-    // Heartbeats keep us counted as online; silence from the server for 2.5 intervals
-    // means the connection died without a close frame (sleep, network change).
-    function heartbeat() {
-      if (Date.now() - lastFrameAt > limits.heartbeat * 2500) {
-        drop();
-        return;
-      }
-      send("heartbeat");
-      checkInflight();
     }
 
     // Shows the offline banner; also exposes the connection state on the root element
     // (data-connection="open|closed|stopped") for host CSS and tests.
     function updateBanner() {
-      banner.hidden = navigator.onLine && (ready || failures < 2);
-      root.dataset.connection = ready ? "open" : stopped ? "stopped" : "closed";
+      banner.hidden = navigator.onLine && (live() || !rt || rt.failures < 2);
+      root.dataset.connection = live() ? "open" : stopped() ? "stopped" : "closed";
     }
 
     // -- composer ------------------------------------------------------------------------
@@ -1129,21 +1036,17 @@
 
     // -- start -----------------------------------------------------------------------------
 
-    window.addEventListener("offline", function () {
-      drop();
-      updateBanner();
-    });
+    // The client itself drops its socket when the browser goes offline and reconnects when
+    // it is back or the tab visible again.
+    window.addEventListener("offline", updateBanner);
     window.addEventListener("online", function () {
-      attempts = 0;
       updateBanner();
       if (isOpen) ensureHistory();
       start();
       flush();
     });
     document.addEventListener("visibilitychange", function () {
-      if (document.hidden) return;
-      if (!ws && !stopped) connect(); // timers may have been throttled in the background
-      reportRead();
+      if (!document.hidden) reportRead();
     });
     window.addEventListener("storage", function (event) {
       if (event.key === QUEUE_KEY) renderPending(); // another tab queued or settled a message
