@@ -122,6 +122,11 @@ SUPPORT_CHAT = {
     # The staff inbox (/admin/chat/) inside the site's own staff dashboard layout.
     "INBOX_BASE_TEMPLATE": "example/dashboard.html",
 }
+# Presence timing from the environment, for load tests (tests/realtime/test_storms.py):
+# SUPPORT_CHAT_HEARTBEAT_INTERVAL and SUPPORT_CHAT_PRESENCE_TTL, whole seconds.
+for _key in ("HEARTBEAT_INTERVAL", "PRESENCE_TTL"):
+    if os.environ.get(f"SUPPORT_CHAT_{_key}"):
+        SUPPORT_CHAT[_key] = int(os.environ[f"SUPPORT_CHAT_{_key}"])
 
 LOGGING = {
     "version": 1,
