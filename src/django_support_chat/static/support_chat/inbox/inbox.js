@@ -6,6 +6,8 @@
  * - the staff lobby socket (ws/chat/admin/): new conversations, last messages, unread counts,
  *   assignment and status changes by anyone, customer presence;
  * - the conversation socket (ws/chat/admin/<id>/): messages, typing, delivered/read receipts;
+ *   both are the shared client (../realtime.js, window.SupportChatSocket): reconnects, dead
+ *   sockets (the Live badge goes off within one heartbeat interval), duplicates and holes;
  * - the composer (Enter sends, Shift+Enter adds a line), bulk selection, keyboard shortcuts.
  *
  * Message text from a socket is only ever inserted from the server's `html` field (escaped,
@@ -28,7 +30,6 @@
     ];
   }
 
-  var CLOSE_FOR_GOOD = [4001, 4401, 4403, 4404];
   var RECEIPT_RANK = { sent: 0, delivered: 1, read: 2 };
   var RECEIPT_ICON = { sent: "check", delivered: "check-double", read: "check-double" };
 
@@ -61,78 +62,11 @@
     return found ? found.cloneNode(true) : document.createTextNode("");
   }
 
-  // -- WebSocket with heartbeats and reconnection ----------------------------------------
-
-  function Socket(path, handlers, onState) {
-    this.path = path;
-    this.handlers = handlers;
-    this.onState = onState || function () {};
-    this.ws = null;
-    this.tries = 0;
-    this.refs = 0;
-    this.closed = false;
-    this.connect();
+  // The shared client's states, as the badges show them: on, reconnecting or off.
+  function liveOf(state) {
+    if (state === "live") return "on";
+    return state === "stopped" || state === "offline" ? "off" : "reconnecting";
   }
-
-  Socket.prototype.connect = function () {
-    var self = this;
-    if (self.closed) return;
-    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    var ws = new WebSocket(scheme + location.host + self.path);
-    self.ws = ws;
-    ws.onmessage = function (event) {
-      var frame;
-      try {
-        frame = JSON.parse(event.data);
-      } catch (e) {
-        return;
-      }
-      if (!frame || typeof frame.type !== "string") return;
-      if (frame.type === "hello") {
-        self.tries = 0;
-        var seconds = (frame.data && frame.data.heartbeat_interval) || 10;
-        clearInterval(self.beat);
-        self.beat = setInterval(function () {
-          self.send("heartbeat", {});
-        }, Math.max(1, seconds) * 1000);
-        self.onState("live");
-      }
-      var handler = self.handlers[frame.type];
-      if (handler) {
-        try {
-          handler(frame.data || {}, frame);
-        } catch (error) {
-          if (window.console) console.error("support chat:", error);
-        }
-      }
-    };
-    ws.onclose = function (event) {
-      clearInterval(self.beat);
-      if (self.closed || self.ws !== ws) return;
-      if (CLOSE_FOR_GOOD.indexOf(event.code) !== -1) {
-        self.onState("off", event.code);
-        return;
-      }
-      self.onState("reconnecting");
-      var delay = Math.min(30000, 1000 * Math.pow(2, self.tries++)) * (0.5 + Math.random() / 2);
-      self.timer = setTimeout(function () {
-        self.connect();
-      }, delay);
-    };
-  };
-
-  Socket.prototype.send = function (type, data) {
-    if (!this.ws || this.ws.readyState !== 1) return false;
-    this.ws.send(JSON.stringify({ v: 1, type: type, data: data || {}, ref: String(++this.refs) }));
-    return true;
-  };
-
-  Socket.prototype.close = function () {
-    this.closed = true;
-    clearTimeout(this.timer);
-    clearInterval(this.beat);
-    if (this.ws) this.ws.close(1000);
-  };
 
   // -- helpers -----------------------------------------------------------------------------
 
@@ -212,22 +146,6 @@
     return flat.length > 120 ? flat.slice(0, 119) + "\u2026" : flat;
   }
 
-  function uuid() {
-    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
-    var bytes = new Uint8Array(16);
-    crypto.getRandomValues(bytes);
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    var hex = Array.prototype.map.call(bytes, function (b) {
-      return (b + 0x100).toString(16).slice(1);
-    });
-    return [hex.slice(0, 4), hex.slice(4, 6), hex.slice(6, 8), hex.slice(8, 10), hex.slice(10)]
-      .map(function (part) {
-        return part.join("");
-      })
-      .join("-");
-  }
-
   function showAlert(message, level) {
     var box = $("#sc-alerts", root);
     if (!box) return;
@@ -244,12 +162,12 @@
     box.replaceChildren(alert);
   }
 
-  function setLive(state) {
+  function setLive(live) {
     var badge = $("#sc-live", root);
     if (!badge) return;
-    badge.dataset.live = state === "live" ? "on" : state;
+    badge.dataset.live = live;
     $(".sc-live-text", badge).textContent =
-      state === "live" ? t("live", "Live") : state === "reconnecting" ? t("reconnecting", "Reconnecting…") : t("offline", "Offline");
+      live === "on" ? t("live", "Live") : live === "reconnecting" ? t("reconnecting", "Reconnecting…") : t("offline", "Offline");
   }
 
   // -- the list ------------------------------------------------------------------------------
@@ -490,6 +408,9 @@
   }
 
   function appendMessage(message) {
+    // A side that sent message X has read everything before it (the server moves that
+    // side's watermark too, without a message:read): the ticks follow at once.
+    if (message.sender_side === "user") updateReceipts(message.id, "read");
     var box = history();
     if (!box || document.getElementById("sc-msg-" + message.id)) return false;
     var stick = nearBottom(box) || message.sender_side === "staff";
@@ -564,18 +485,24 @@
     clearTimeout(typingTimer);
   }
 
-  function chatHandlers(id, socket) {
+  // What the pane shows, for the client's seq tracking (a contiguous run up to the newest).
+  function heldMessages() {
+    return $all(".sc-msg", history()).map(function (el) {
+      var seq = parseInt(el.dataset.seq, 10);
+      return { id: Number(el.dataset.messageId), seq: isNaN(seq) ? undefined : seq };
+    });
+  }
+
+  function chatHandlers(id) {
     return {
       hello: function (data) {
         typingTimeout = data.typing_timeout || typingTimeout;
         if (data.presence) setPresence(data.presence.user_id, data.presence.online);
-        // Catch up with whatever arrived between the page render and this (re)connect.
-        socket().send("sync", { after_id: lastMessageId() });
+        // The client catches up by itself (sync after every hello, by seq).
       },
       sync: function (data) {
         (data.messages || []).forEach(appendMessage);
-        if (data.has_more) socket().send("sync", { after_id: lastMessageId() });
-        else markSeen();
+        if (!data.has_more) markSeen();
       },
       "message:new": function (data) {
         if (data.conversation_id !== id || !data.message) return;
@@ -618,14 +545,17 @@
     // Whatever the page shows was read when it opened (the pane posts read/ on load).
     readSent = lastMessageId("user");
     deliveredSent = readSent;
-    var socket = new Socket(root.dataset.wsConversation.replace(/0\/$/, id + "/"), {}, function (state) {
-      var p = pane();
-      if (p && Number(p.dataset.conversationId) === id) p.dataset.live = state === "live" ? "on" : state;
+    chat = new window.SupportChatSocket({
+      path: root.dataset.wsConversation.replace(/0\/$/, id + "/"),
+      conversation: id,
+      on: chatHandlers(id),
+      onState: function (state) {
+        var p = pane();
+        if (p && Number(p.dataset.conversationId) === id) p.dataset.live = liveOf(state);
+      },
     });
-    socket.handlers = chatHandlers(id, function () {
-      return socket;
-    });
-    chat = socket;
+    // Sync (after hello) from what the server rendered; holes are filled by seq.
+    chat.hold(heldMessages());
   }
 
   // -- composer --------------------------------------------------------------------------------
@@ -832,9 +762,9 @@
     root = document.getElementById("sc-inbox");
     if (!root) return;
     readTexts();
-    lobby = new Socket(
-      root.dataset.wsLobby,
-      {
+    lobby = new window.SupportChatSocket({
+      path: root.dataset.wsLobby,
+      on: {
         hello: function () {
           // Events sent before this socket joined (page load, reconnect) are not replayed:
           // reload the first page of the list from the database.
@@ -842,6 +772,15 @@
         },
         "conversation:new": function (data) {
           if (data.conversation) refreshRow(data.conversation.id);
+        },
+        // The server lost events (its layer subscription was re-established): reload.
+        resync: function () {
+          lobby.seqs = {};
+          refreshList();
+        },
+        // A message of a listed conversation never reached us: fetch its row again.
+        gap: function (data) {
+          refreshRow(data.conversation_id);
         },
         "message:new": onLobbyMessage,
         "unread:update": function (data) {
@@ -869,11 +808,11 @@
           });
         },
       },
-      function (state, code) {
-        setLive(state);
-        if (state === "off" && (code === 4401 || code === 4001)) location.reload(); // signed out
-      }
-    );
+      onState: function (state, code) {
+        setLive(liveOf(state));
+        if (state === "stopped" && (code === 4401 || code === 4001)) location.reload(); // signed out
+      },
+    });
 
     document.body.addEventListener("htmx:afterSwap", afterChange);
     document.body.addEventListener("htmx:oobAfterSwap", afterChange);
@@ -889,7 +828,7 @@
         var area = $("#sc-reply", elt);
         area.value = "";
         autoGrow(area);
-        $('input[name="client_id"]', elt).value = uuid();
+        $('input[name="client_id"]', elt).value = window.SupportChatSocket.uuid();
         stopTyping();
         scrollToBottom();
         area.focus();
