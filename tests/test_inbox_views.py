@@ -500,6 +500,33 @@ class TestAssignStatusReadUnread:
         assert talk.unread_staff_count == 1
         assert audit(talk) == [("mark_read", "sam"), ("mark_unread", "sam")]
 
+    def test_mark_unread_keeps_receipts_and_the_unread_filter_works(
+        self, staff_client, talk, customer, staff
+    ):
+        from rest_framework.test import APIClient
+
+        staff_client.post(f"{INBOX}{talk.pk}/read/", **htmx())
+        read_id = Conversation.objects.get(pk=talk.pk).staff_read_id
+        staff_client.post(f"{INBOX}{talk.pk}/unread/", **htmx())
+        talk.refresh_from_db()
+        assert (talk.unread_staff_count, talk.staff_read_id) == (1, read_id)
+        html = staff_client.get(f"{INBOX}?filter=unread").content.decode()
+        assert f'id="sc-row-{talk.pk}"' in html
+        assert 'class="sc-unread-count">1<' in html
+        # The customer's own messages still show "read" (the watermark did not move back).
+        api = APIClient()
+        api.force_authenticate(customer)
+        page = api.get(f"/api/chat/conversations/{talk.pk}/messages/").json()["results"]
+        assert {m["status"] for m in page if m["sender_side"] == "user"} == {"read"}
+        staff_api = APIClient()
+        staff_api.force_authenticate(staff)
+        assert staff_api.get("/api/chat/unread_count").json()["staff_unread_conversations"] == 1
+        # Opening it again reads it: out of the filter, count 0.
+        staff_client.post(f"{INBOX}{talk.pk}/read/", **htmx())
+        html = staff_client.get(f"{INBOX}?filter=unread").content.decode()
+        assert f'id="sc-row-{talk.pk}"' not in html
+        assert Conversation.objects.get(pk=talk.pk).unread_staff_count == 0
+
     def test_actions_without_htmx_redirect_and_keep_the_state(self, staff_client, talk):
         response = staff_client.post(
             f"{INBOX}{talk.pk}/assign/?filter=open&q=inv", {"assignee": "me"}
