@@ -133,6 +133,7 @@ class Watchdog:
 
     async def sweep(self) -> None:
         self.check_layer()
+        await self.recheck_authorization()
         interval = chat_settings.HEARTBEAT_INTERVAL
         now = time.monotonic()
         limit = now - 2 * interval - self.lag
@@ -172,6 +173,29 @@ class Watchdog:
         except Exception:  # that socket is gone (StopConsumer included); the others go on
             logger.debug("Watchdog step failed", exc_info=True)
 
+    async def recheck_authorization(self) -> None:
+        """Authorization that lasts: every socket's user is looked up again (one query for
+        the users of this worker, one for their sessions). Deleted or inactive users and
+        ended sessions (cookie or token) close with 4401; staff sockets whose user the
+        staff predicates no longer accept close with 4403 (docs/protocol.md)."""
+        sockets = [s for s in list(self.sockets) if s.user is not None]
+        if not sockets:
+            return
+        try:
+            verdicts = await database_sync_to_async(tokens.recheck)(
+                [(s.user.pk, s.auth_session_key, s.side == Side.STAFF) for s in sockets]
+            )
+        except Exception:  # a database hiccup: ask again next round, close nobody
+            logger.exception("Re-checking the sockets' users failed")
+            return
+        for socket, (verdict, user) in zip(sockets, verdicts, strict=True):
+            if verdict == tokens.ENDED:
+                await self._guarded(socket.close_with(CLOSE_UNAUTHENTICATED))
+            elif verdict == tokens.NOT_STAFF:
+                await self._guarded(socket.close_with(CLOSE_FORBIDDEN))
+            elif user is not None:
+                socket.user = user  # fresh flags for the services this socket calls
+
     # -- channel-layer health (docs/protocol.md, "Delivery guarantees") -----------------
 
     def check_layer(self) -> None:
@@ -203,6 +227,9 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
 
     user: Any = None
     session_fingerprint: str | None = None
+    # The session this socket lives on (cookie, or the session a token came from); never
+    # sent anywhere, only re-checked by the watchdog. None: a token issued without one.
+    auth_session_key: str | None = None
     conversation: Conversation | None = None
 
     async def connect(self) -> None:
@@ -283,12 +310,14 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         user = self.scope.get("user")
         session = self.scope.get("session")
         if user is not None and user.is_authenticated and user.is_active:
-            return user, tokens.session_fingerprint(getattr(session, "session_key", None))
+            self.auth_session_key = getattr(session, "session_key", None)
+            return user, tokens.session_fingerprint(self.auth_session_key)
         token = parse_qs(self.scope.get("query_string", b"").decode()).get("token", [None])[0]
         if token:
-            result = await database_sync_to_async(tokens.read_token)(token)
+            result = await database_sync_to_async(tokens.read_token_session)(token)
             if result is not None:
-                return result
+                user, fingerprint, self.auth_session_key = result
+                return user, fingerprint
         return None, None
 
     async def authorize(self) -> int | None:
