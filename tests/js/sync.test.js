@@ -169,3 +169,14 @@ test("the lobby (no route conversation): holes are reported per conversation, no
   ws.frame("conversation:updated", { conversation: { id: 8, last_seq: 3 } });
   assert.deepEqual(gaps, [[7, 6], [8, 3]]);
 });
+
+test("holding an empty conversation: seq 1 is in order, a later seq is a hole from the start", () => {
+  const { client, socket } = makeClient({ conversation: 4 });
+  client.hold([]);
+  socket().hello({ conversation: { id: 4, last_seq: 0 } });
+  socket().frame("message:new", { conversation_id: 4, message: message(1) });
+  assert.equal(client.seq(), 1);
+  assert.equal(socket().sentOf("sync").length, 1, "only the hello catch-up (no seq held yet)");
+  socket().frame("message:new", { conversation_id: 4, message: message(3) });
+  assert.equal(socket().sentOf("sync").length, 1, "the first sync is still out");
+});

@@ -415,7 +415,7 @@
       return true;
     }
     if (seq <= held) return false;
-    if (seq === held + 1 && !(route && this.syncRef)) {
+    if (seq === held + 1) {
       this.seqs[conversation] = seq;
       seen();
     } else {
