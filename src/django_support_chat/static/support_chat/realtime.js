@@ -359,11 +359,9 @@
     this.setState("live");
     if (this.options.onFrame) this.options.onFrame(frame);
     this.emit("hello", data, frame);
-    // Catch up on what happened while we were away (nothing to ask if the conversation's
-    // last_seq is the one we hold).
-    var conversation = data.conversation;
-    var held = this.seq();
-    if (this.tracking && !(conversation && isSeq(conversation.last_seq) && conversation.last_seq === held)) this.sync();
+    // Catch up on what happened while we were away (one cheap request even when hello's
+    // last_seq says nothing is missing: its answer also tells that the server is done).
+    if (this.tracking) this.sync();
     if (this.options.onResend) this.options.onResend(this);
   };
 
