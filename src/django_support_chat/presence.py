@@ -200,6 +200,10 @@ end
 return revived
 """
 REFRESH_CHUNK = 500  # entries per script call in ``refresh``
+# How long a caller waits for a free connection of the presence pool. Under a connect
+# storm the event loop is slow to hand connections back; a slower connect is better
+# than a consumer that crashes (1006) and a client that reconnects into the storm.
+POOL_TIMEOUT = 20
 
 
 class RedisPresenceStore(PresenceStore):
@@ -211,6 +215,10 @@ class RedisPresenceStore(PresenceStore):
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
+        # One staff_online question in flight per event loop, shared by its callers.
+        self._staff_checks: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, asyncio.Future[bool]
+        ] = weakref.WeakKeyDictionary()
 
     def _client(self) -> Any:
         import redis.asyncio as aioredis
@@ -219,7 +227,7 @@ class RedisPresenceStore(PresenceStore):
         client = self._clients.get(loop)
         if client is None:
             pool = aioredis.BlockingConnectionPool.from_url(
-                self.url, max_connections=self.max_connections, timeout=5
+                self.url, max_connections=self.max_connections, timeout=POOL_TIMEOUT
             )
             client = aioredis.Redis(connection_pool=pool)
             self._clients[loop] = client
@@ -290,6 +298,17 @@ class RedisPresenceStore(PresenceStore):
         return {uid for uid, count in zip(user_ids, counts, strict=True) if count}
 
     async def staff_online(self) -> bool:
+        # Every customer's hello asks this: during a connect storm thousands of identical
+        # questions would queue for the pool. Callers arriving while one is on its way
+        # share its answer (at most one round trip old; the watchdog re-checks anyway).
+        loop = asyncio.get_running_loop()
+        check = self._staff_checks.get(loop)
+        if check is None or check.done():
+            check = loop.create_task(self._ask_staff_online())
+            self._staff_checks[loop] = check
+        return await asyncio.shield(check)
+
+    async def _ask_staff_online(self) -> bool:
         return bool(await self._client().zcount(_staff_key(), self._now(), "+inf"))
 
     async def connection_count(self, user_id: int) -> int:
