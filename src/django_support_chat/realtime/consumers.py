@@ -459,6 +459,12 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
             # The conversation was deleted (Django admin) while this socket was open.
             await self.send_error("not_found", _("This conversation no longer exists."), ref=ref)
             await self.close_with(CLOSE_NOT_FOUND)
+        except StopConsumer:
+            raise
+        except OSError:
+            # The client went away while this frame was answered (uvicorn's
+            # ClientDisconnected): nobody is left to tell, and it is not a server fault.
+            logger.debug("Client gone during a %r frame", kind, exc_info=True)
         except Exception:
             # A bug must not drop the socket without a word: log it, answer the frame.
             logger.exception("A %r frame failed", kind)
