@@ -36,7 +36,9 @@ def workers() -> Any:
     import redis
 
     redis.Redis.from_url(url).flushdb()
-    servers = [start_server({"REDIS_URL": url}) for _ in range(2)]
+    # LOBBIES sockets of one staff user: above the default WS_MAX_SOCKETS_PER_USER.
+    env = {"REDIS_URL": url, "SUPPORT_CHAT_WS_MAX_SOCKETS_PER_USER": "1000"}
+    servers = [start_server(env) for _ in range(2)]
     yield [base.replace("http://", "ws://") for _, base in servers]
     for process, _ in servers:
         stop_server(process)
