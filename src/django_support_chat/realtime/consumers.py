@@ -618,8 +618,10 @@ class ConversationConsumerMixin(BaseChatConsumer):
                 "side": self.side.value,
             },
         )
-        await self.channel_layer.group_send(
-            events.conversation_group(self.conversation.pk),
+        # Best effort, like every event: a layer that is down must not fail the frame (a
+        # message:send whose answer would be lost with it).
+        await events.send_to_groups(
+            [events.conversation_group(self.conversation.pk)],
             events.group_message(event, origin=self.channel_name),
         )
 

@@ -434,6 +434,20 @@
       if (seen[el.dataset.messageId]) el.remove();
       seen[el.dataset.messageId] = true;
     });
+    // In id order, with "No messages yet." last: the reply form appends its answer after
+    // that note, and when no live copy came first (the layer was down) it must not stay
+    // there, below messages that arrive later.
+    var note = $(".sc-history-empty", box);
+    if (note) box.appendChild(note);
+    var shown = $all(".sc-msg", box);
+    var sorted = shown.slice().sort(function (a, b) {
+      return Number(a.dataset.messageId) - Number(b.dataset.messageId);
+    });
+    if (sorted.some(function (el, i) { return el !== shown[i]; })) {
+      sorted.forEach(function (el) {
+        box.insertBefore(el, note);
+      });
+    }
     $all(".sc-day", box).forEach(function (el) {
       el.remove();
     });
