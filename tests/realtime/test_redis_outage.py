@@ -446,3 +446,33 @@ def test_a_worker_sigterm_under_load_loses_nothing(workers):
     assert len(seqs) >= 8
     assert statuses and all(status in (200, 201) for status in statuses), statuses
     assert server_errors([base_a, base_b]) == []
+
+
+def test_a_layer_that_stays_down_closes_the_sockets_with_1012(redis_server):
+    """Redis gone for good: after three heartbeat intervals of trouble the worker closes its
+    sockets with 1012 (service restart), so clients reconnect, maybe to a healthier worker,
+    and catch up by seq. A 1 s interval here: the bound is 3 s."""
+    interval = 1
+    alice, _staff, conversation = people()
+    process, base = start_server(
+        {
+            "REDIS_URL": redis_server.url,
+            "SUPPORT_CHAT_HEARTBEAT_INTERVAL": str(interval),
+            "SUPPORT_CHAT_PRESENCE_TTL": str(3 * interval),
+        }
+    )
+    customer = Peer("customer", alice, conversation, f"/ws/chat/user/{conversation.pk}/")
+
+    async def scenario() -> float:
+        await customer.connect(base)  # heartbeats every interval: never silent (4408)
+        redis_server.kill()
+        killed = time.monotonic()
+        await asyncio.wait_for(customer.closed.wait(), timeout=3 * interval + 15)
+        return time.monotonic() - killed
+
+    try:
+        after = asyncio.run(scenario())
+    finally:
+        stop_server(process)
+    assert customer.ws.close_code == 1012, customer.ws.close_code
+    assert after >= 3 * interval - 0.5, f"closed after {after:.1f}s, before the bound"
