@@ -69,8 +69,8 @@ OUTAGE_REPORTS = (
     # outage is dead, and the guarded cleanup says so (the entry expires anyway).
     "Cleanup of socket ",
     # The inbox asks who is online after reloading its list; the presence store is
-    # Redis, so the question gets a server_error answer (no message depends on it).
-    "A 'presence:query' frame failed",
+    # Redis, so the question gets an "unavailable" answer (no message depends on it).
+    "Presence store unavailable for presence:query",
 )
 
 

@@ -841,7 +841,13 @@ class StaffLobbyConsumer(BaseChatConsumer):
         ):
             raise FrameError("invalid", _("user_ids must be a list of at most 500 integers."))
         await database_sync_to_async(_throttle)(self.user, ratelimits.PRESENCE_SCOPE)
-        online = await get_presence_store().online(ids)
+        try:
+            online = await get_presence_store().online(ids)
+        except Exception:  # Redis away: a clear answer, not a server error
+            logger.warning("Presence store unavailable for presence:query", exc_info=True)
+            raise FrameError(
+                "unavailable", _("Presence is unavailable right now; try again shortly.")
+            ) from None
         now = time.monotonic()
         for user_id in online:  # watched from now on, like those announced online
             side = self.shown_online.get(user_id, (Side.USER.value, now))[0]
