@@ -11,7 +11,7 @@ import pytest
 from django.test import override_settings
 
 from django_support_chat import services
-from django_support_chat.models import AuditEntry, Conversation, Message, Side
+from django_support_chat.models import AuditEntry, Conversation, Message, Notification, Side
 
 from .conftest import API
 from .factories import ConversationFactory, MessageFactory, UserFactory, send
@@ -391,6 +391,143 @@ class TestReadAndUnread:
 
 
 # Inbox -------------------------------------------------------------------------------------
+
+
+NOTIFICATIONS = f"{API}notifications/"
+
+
+def notification_ids(client: Any) -> list[int]:
+    return [n["id"] for page in walk(client, NOTIFICATIONS) for n in page]
+
+
+def notification_unread(client: Any) -> int:
+    response = client.get(f"{NOTIFICATIONS}unread_count")
+    assert response.status_code == 200, response.content
+    return response.json()["unread_count"]
+
+
+def read_notifications(client: Any, body: Any) -> Any:
+    return client.post(f"{NOTIFICATIONS}read", body, format="json")
+
+
+class TestNotifications:
+    def test_customer_list_newest_first(self, customer_api, customer, staff, conversation):
+        reply = send(conversation, staff, "answer")
+        services.close(conversation, staff)
+        response = customer_api.get(NOTIFICATIONS)
+        assert response.status_code == 200
+        closed, received = response.json()["results"]
+        assert closed["type"] == "conversation_closed"
+        assert closed["conversation_id"] == conversation.pk
+        assert closed["message_id"] is None
+        assert closed["read"] is False
+        assert received == {
+            "id": received["id"],
+            "type": "message_received",
+            "conversation_id": conversation.pk,
+            "message_id": reply.pk,
+            "created_at": received["created_at"],
+            "read": False,
+        }
+        assert notification_unread(customer_api) == 2
+
+    def test_paginated_without_gaps(self, customer_api, staff, conversation, settings):
+        for n in range(7):
+            send(conversation, staff, f"r{n}")
+        settings.SUPPORT_CHAT = {"HISTORY_PAGE_SIZE": 3}
+        pages = walk(customer_api, NOTIFICATIONS)
+        assert [len(page) for page in pages] == [3, 3, 1]
+        ids = [n["id"] for page in pages for n in page]
+        assert ids == list(
+            Notification.objects.order_by("-created_at", "-id").values_list("id", flat=True)
+        )
+
+    def test_staff_sees_assignment_and_reading_the_conversation_reads_it(
+        self, staff_api, staff, admin, customer, conversation
+    ):
+        services.assign(conversation, admin, staff)
+        send(conversation, customer, "hello")
+        assert [n["type"] for n in staff_api.get(NOTIFICATIONS).json()["results"]] == [
+            "message_received",
+            "assignment",
+        ]
+        assert notification_unread(staff_api) == 2
+        response = staff_api.post(conversation_url(conversation.pk, "read"), {}, format="json")
+        assert response.status_code == 200
+        assert notification_unread(staff_api) == 0
+        assert all(n["read"] for n in staff_api.get(NOTIFICATIONS).json()["results"])
+
+    def test_mark_read_by_ids_then_all_idempotent(self, customer_api, staff, conversation):
+        for n in range(3):
+            send(conversation, staff, f"r{n}")
+        first = notification_ids(customer_api)[-1]
+        response = read_notifications(customer_api, {"ids": [first]})
+        assert response.status_code == 200
+        assert response.json() == {"marked": 1, "unread_count": 2}
+        again = read_notifications(customer_api, {"ids": [first]})
+        assert again.json() == {"marked": 0, "unread_count": 2}
+        assert read_notifications(customer_api, {"all": True}).json() == {
+            "marked": 2,
+            "unread_count": 0,
+        }
+        assert read_notifications(customer_api, {"all": True}).json() == {
+            "marked": 0,
+            "unread_count": 0,
+        }
+
+    def test_other_users_notifications_invisible_and_unchanged(
+        self, customer_api, other_api, customer, other_customer, staff, conversation
+    ):
+        send(conversation, staff, "for alice")
+        theirs = ConversationFactory(customer=other_customer)
+        send(theirs, staff, "for bob")
+        bob_note = Notification.objects.get(user=other_customer)
+        alice_ids = notification_ids(customer_api)
+        assert bob_note.pk not in alice_ids and len(alice_ids) == 1
+        response = read_notifications(customer_api, {"ids": [bob_note.pk]})
+        assert response.json() == {"marked": 0, "unread_count": 1}
+        read_notifications(customer_api, {"all": True})
+        assert Notification.objects.get(pk=bob_note.pk).read_at is None
+        assert notification_unread(other_api) == 1
+        # Another user's conversation: reading it is a 404 and reads nothing.
+        response = customer_api.post(conversation_url(theirs.pk, "read"), {}, format="json")
+        assert response.status_code == 404
+        assert Notification.objects.get(pk=bob_note.pk).read_at is None
+
+    @pytest.mark.parametrize(
+        ("body", "field"),
+        [
+            ({}, "non_field_errors"),
+            ({"ids": [1], "all": True}, "non_field_errors"),
+            ({"all": False}, "all"),
+            ({"all": None}, "all"),
+            ({"ids": []}, "ids"),
+            ({"ids": None}, "ids"),
+            ({"ids": "1"}, "ids"),
+            ({"ids": [0]}, "ids"),
+            ({"ids": ["x"]}, "ids"),
+            ({"ids": [2**63]}, "ids"),
+            ({"ids": list(range(1, 502))}, "ids"),
+        ],
+    )
+    def test_bad_body_is_400_and_changes_nothing(
+        self, customer_api, staff, conversation, body, field
+    ):
+        send(conversation, staff, "r")
+        response = read_notifications(customer_api, body)
+        assert response.status_code == 400, response.content
+        errors = response.json()
+        assert list(errors) == [field]
+        assert all(isinstance(message, str) for message in errors[field])
+        assert notification_unread(customer_api) == 1
+
+    def test_anonymous_is_refused(self, anon_api):
+        assert anon_api.get(NOTIFICATIONS).status_code == 403
+        assert anon_api.get(f"{NOTIFICATIONS}unread_count").status_code == 403
+        assert read_notifications(anon_api, {"all": True}).status_code == 403
+
+    def test_bad_cursor_is_404(self, customer_api):
+        assert customer_api.get(f"{NOTIFICATIONS}?cursor=bogus").status_code == 404
 
 
 class TestInbox:

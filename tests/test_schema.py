@@ -52,6 +52,9 @@ EXPECTED_RESPONSES = {
     "support_chat_conversations_reopen_create": {200, 401, 403, 404, 429},
     "support_chat_unread_count_retrieve": {200, 401, 403, 429},
     "support_chat_inbox_list": {200, 400, 401, 403, 404, 429},
+    "support_chat_notifications_list": {200, 400, 401, 403, 404, 429},
+    "support_chat_notifications_unread_count_retrieve": {200, 401, 403, 429},
+    "support_chat_notifications_read_create": {200, 400, 401, 403, 415, 429},
     "support_chat_ws_token_create": {200, 401, 403, 429},
 }
 
@@ -163,6 +166,12 @@ class TestChatSchema:
             "SupportChatSenderSideEnum",
             "SupportChatMessageStatusEnum",
             "SupportChatConversationStatusEnum",
+            "SupportChatNotification",
+            "SupportChatNotificationPage",
+            "SupportChatNotificationTypeEnum",
+            "SupportChatNotificationRead",
+            "SupportChatNotificationReadResult",
+            "SupportChatNotificationUnreadCount",
         } <= names
         # The authentication schemes are the site's DRF authentication classes, shared with
         # the host's own endpoints: drf-spectacular's names for them, not the chat's.
@@ -185,6 +194,9 @@ class TestChatSchema:
             "/conversations/{id}/reopen",
             "/unread_count",
             "/inbox/",
+            "/notifications/",
+            "/notifications/unread_count",
+            "/notifications/read",
             "/ws-token",
         }
 
@@ -416,6 +428,27 @@ class TestAnswersMatchTheSchema:
         check(ops + "reopen_create", staff_api.post(url(pk, "reopen")), 200)
         check("support_chat_ws_token_create", customer_api.post(f"{API}ws-token"), 200)
 
+        # The staff reply and the closing notified the customer.
+        notes = check(
+            "support_chat_notifications_list",
+            customer_api.get(f"{API}notifications/?page_size=1"),
+            200,
+        )
+        assert notes["next"]
+        check("support_chat_notifications_list", customer_api.get(notes["next"]), 200)
+        count = check(
+            "support_chat_notifications_unread_count_retrieve",
+            customer_api.get(f"{API}notifications/unread_count"),
+            200,
+        )
+        assert count["unread_count"] >= 1
+        marked = check(
+            "support_chat_notifications_read_create",
+            customer_api.post(f"{API}notifications/read", {"all": True}, format="json"),
+            200,
+        )
+        assert marked["unread_count"] == 0
+
         successes = {
             (op, min(c for c in codes if c < 300)) for op, codes in EXPECTED_RESPONSES.items()
         }
@@ -449,6 +482,18 @@ class TestAnswersMatchTheSchema:
             400,
         )
         check("support_chat_inbox_list", staff_api.get(f"{API}inbox/?assigned=nobody"), 400)
+        notes = "support_chat_notifications_"
+        for bad in ({}, {"all": False}, {"ids": []}, {"ids": ["x"]}, {"ids": [1], "all": True}):
+            check(
+                notes + "read_create",
+                customer_api.post(f"{API}notifications/read", bad, format="json"),
+                400,
+            )
+        check(notes + "list", customer_api.get(f"{API}notifications/?page_size=0"), 400)
+        check(notes + "list", customer_api.get(f"{API}notifications/?cursor=bogus"), 404)
+        check(
+            notes + "unread_count_retrieve", anon_api.get(f"{API}notifications/unread_count"), 403
+        )
 
         check(ops + "list", anon_api.get(f"{API}conversations/"), 403)
         check("support_chat_inbox_list", customer_api.get(f"{API}inbox/"), 403)

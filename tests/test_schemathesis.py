@@ -34,6 +34,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from django_support_chat.models import Notification
+
 from .factories import ConversationFactory, MessageFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -69,8 +71,8 @@ RUNS = [
 
 
 def test_every_operation_is_run():
-    assert len(OPERATIONS) == 11, sorted(OPERATIONS)
-    assert len(RUNS) == 20
+    assert len(OPERATIONS) == 14, sorted(OPERATIONS)
+    assert len(RUNS) == 25
 
 
 @pytest.fixture(autouse=True)
@@ -96,6 +98,8 @@ def world(settings: Any) -> dict[str, Any]:
     for i in range(3):
         MessageFactory(conversation=own, sender=customer, text=f"hello https://x.test/{i}")
     ConversationFactory()  # someone else's: 404 for the customer, visible to staff
+    for user, kind in ((customer, Notification.Type.MESSAGE_RECEIVED), (staff, "assignment")):
+        Notification.objects.create(user=user, type=kind, payload={"conversation_id": own.pk})
     return {"customer": customer, "staff": staff, "conversation": own}
 
 

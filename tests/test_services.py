@@ -7,7 +7,8 @@ import uuid
 from unittest import mock
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from django_support_chat import events, services
 from django_support_chat.exceptions import ConversationClosed, PermissionDenied, ValidationError
@@ -451,6 +452,94 @@ class TestCloseReopen:
             services.reopen(conversation, customer)
         assert fresh(conversation).status == Conversation.Status.OPEN
         assert not AuditEntry.objects.exists()
+
+
+class TestNotifications:
+    def unread(self, user):
+        return sorted(
+            Notification.objects.filter(user=user, read_at__isnull=True).values_list(
+                "type", "payload__conversation_id"
+            )
+        )
+
+    def test_close_notifies_the_customer_once(self, conversation, customer, staff):
+        services.close(conversation, staff)
+        services.close(conversation, staff)  # already closed: nothing new
+        notification = Notification.objects.get()
+        assert notification.user == customer
+        assert notification.type == Notification.Type.CONVERSATION_CLOSED
+        assert notification.payload == {"conversation_id": conversation.pk, "by": staff.pk}
+        assert notification.read_at is None
+        services.reopen(conversation, staff)
+        assert Notification.objects.count() == 1  # reopening notifies nobody
+
+    def test_staff_closing_their_own_conversation_notifies_nobody(self, staff):
+        own = ConversationFactory(customer=staff)
+        services.close(own, staff)
+        assert not Notification.objects.exists()
+
+    def test_customer_reading_marks_only_that_conversations_notifications(
+        self, conversation, customer, staff
+    ):
+        other = ConversationFactory(customer=customer)
+        send(conversation, staff, "reply here")
+        send(other, staff, "reply there")
+        services.close(conversation, staff)
+        services.mark_read(conversation, customer)
+        assert self.unread(customer) == [(Notification.Type.MESSAGE_RECEIVED, other.pk)]
+        read = Notification.objects.filter(user=customer, payload__conversation_id=conversation.pk)
+        assert read.count() == 2
+        assert all(n.read_at is not None for n in read)
+
+    def test_staff_reading_marks_their_own_only(self, conversation, customer, staff, admin):
+        services.assign(conversation, admin, staff)
+        send(conversation, customer, "hello")  # notifies the assignee
+        send(conversation, staff, "answer")  # notifies the customer
+        services.mark_read(conversation, admin)  # another staff member reads
+        assert len(self.unread(staff)) == 2
+        services.mark_read(conversation, staff)
+        assert self.unread(staff) == []
+        assert self.unread(customer) == [(Notification.Type.MESSAGE_RECEIVED, conversation.pk)]
+
+    def test_reading_with_nothing_unread_still_reads_the_assignment(
+        self, conversation, staff, admin
+    ):
+        services.assign(conversation, admin, staff)
+        assert fresh(conversation).unread_staff_count == 0
+        services.mark_read(conversation, staff)
+        assert self.unread(staff) == []
+
+    def test_read_at_is_kept_on_a_second_read(self, conversation, customer, staff):
+        send(conversation, staff, "reply")
+        services.mark_read(conversation, customer)
+        first = Notification.objects.get().read_at
+        services.mark_read(conversation, customer)
+        assert Notification.objects.get().read_at == first
+
+    def test_mark_notifications_read_by_id_or_all(
+        self, conversation, customer, other_customer, staff
+    ):
+        other = ConversationFactory(customer=other_customer)
+        send(conversation, staff, "one")
+        send(conversation, staff, "two")
+        send(other, staff, "theirs")
+        mine = list(Notification.objects.filter(user=customer).order_by("id"))
+        theirs = Notification.objects.get(user=other_customer)
+        assert services.mark_notifications_read(customer, [mine[0].pk, theirs.pk]) == 1
+        assert services.mark_notifications_read(customer, [mine[0].pk]) == 0  # idempotent
+        assert Notification.objects.get(pk=theirs.pk).read_at is None
+        assert services.mark_notifications_read(customer) == 1
+        assert self.unread(customer) == []
+        assert Notification.objects.get(pk=theirs.pk).read_at is None
+
+    def test_sending_writes_one_insert_and_no_other_notification_query(
+        self, conversation, customer, staff
+    ):
+        send(conversation, customer, "warm up")
+        with CaptureQueriesContext(connection) as captured:
+            send(conversation, staff, "reply")
+        touching = [q["sql"] for q in captured if "support_chat_notification" in q["sql"]]
+        assert len(touching) == 1 and touching[0].startswith("INSERT"), touching
 
 
 class TestStaffUsers:

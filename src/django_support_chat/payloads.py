@@ -1,4 +1,4 @@
-"""What a message and a conversation look like on the wire: the one representation.
+"""What a message, a conversation and a notification look like on the wire: the one representation.
 
 The REST API (``api/serializers.py``, whose DRF serializers describe this shape for the
 OpenAPI schema and delegate to these functions), the realtime events and the inbox all use
@@ -17,7 +17,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from . import names
-from .models import Conversation, Message, Side
+from .models import Conversation, Message, Notification, Side
 from .text import render_text
 
 # Characters of the last message's text that a conversation carries (list snippets).
@@ -87,4 +87,17 @@ def conversation_data(conversation: Conversation, side: Side | str = Side.STAFF)
         "last_message": last_message_data(getattr(c, "last_message", None)),
         "created_at": timestamp(c.created_at),
         "updated_at": timestamp(c.updated_at),
+    }
+
+
+def notification_data(n: Notification) -> dict[str, Any]:
+    """A notification for its recipient; ``message_id`` is null unless it is about one."""
+    payload = n.payload if isinstance(n.payload, dict) else {}
+    return {
+        "id": n.pk,
+        "type": str(n.type),
+        "conversation_id": payload.get("conversation_id"),
+        "message_id": payload.get("message_id"),
+        "created_at": timestamp(n.created_at),
+        "read": n.read_at is not None,
     }

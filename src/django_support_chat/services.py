@@ -264,6 +264,11 @@ def mark_read(conversation: Conversation, reader: Any, up_to_id: int | None = No
     read_field, counter = f"{prefix}_read_id", f"unread_{prefix}_count"
     with transaction.atomic():
         locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        # Reading the conversation reads what the reader was notified of in it (messages,
+        # the assignment, the closing): one UPDATE, even when no message was unread.
+        Notification.objects.filter(
+            user=reader, read_at__isnull=True, payload__conversation_id=locked.pk
+        ).update(read_at=timezone.now())
         newest = _newest_id(locked)
         target = newest if up_to_id is None else max(0, min(int(up_to_id), newest))
         had_unread = getattr(locked, counter)
@@ -297,6 +302,15 @@ def mark_read(conversation: Conversation, reader: Any, up_to_id: int | None = No
         _publish_unread(locked)
     _copy_state(locked, conversation)
     return conversation
+
+
+def mark_notifications_read(user: Any, ids: Any = None) -> int:
+    """Mark ``user``'s unread notifications read: those with these ``ids``, or all when
+    ``ids`` is ``None``. Other users' ids are ignored. Returns how many were marked."""
+    unread = Notification.objects.filter(user=user, read_at__isnull=True)
+    if ids is not None:
+        unread = unread.filter(pk__in=list(ids))
+    return unread.update(read_at=timezone.now())
 
 
 def _newest_id(conversation: Conversation) -> int:
@@ -401,6 +415,12 @@ def _set_status(conversation: Conversation, actor: Any, status: str) -> Conversa
         locked.save(update_fields=["status", "updated_at"])
         closing = status == Conversation.Status.CLOSED
         _audit(actor, AuditEntry.Action.CLOSE if closing else AuditEntry.Action.REOPEN, locked)
+        if closing and locked.customer_id != actor.pk:
+            Notification.objects.create(
+                user_id=locked.customer_id,
+                type=Notification.Type.CONVERSATION_CLOSED,
+                payload={"conversation_id": locked.pk, "by": actor.pk},
+            )
         _publish_conversation(locked, "closed" if closing else "reopened")
         signal = signals.conversation_closed if closing else signals.conversation_reopened
         _send_on_commit(signal, Conversation, conversation=locked, actor=actor)

@@ -101,3 +101,9 @@ class CatchUpBySeqPagination(_SettingsPageSize):
 class ConversationPagination(_SettingsPageSize):
     setting = "INBOX_PAGE_SIZE"
     ordering = ("-last_message_at", "-id")
+
+
+class NotificationPagination(_SettingsPageSize):
+    """The caller's notifications, newest first (``HISTORY_PAGE_SIZE`` per page)."""
+
+    ordering = ("-created_at", "-id")

@@ -19,6 +19,13 @@ urlpatterns = [
     path("conversations/<int:pk>/close", views.CloseView.as_view(), name="conversation-close"),
     path("conversations/<int:pk>/reopen", views.ReopenView.as_view(), name="conversation-reopen"),
     path("unread_count", views.UnreadCountView.as_view(), name="unread-count"),
+    path("notifications/", views.NotificationListView.as_view(), name="notification-list"),
+    path(
+        "notifications/unread_count",
+        views.NotificationUnreadCountView.as_view(),
+        name="notification-unread-count",
+    ),
+    path("notifications/read", views.NotificationReadView.as_view(), name="notification-read"),
     path("inbox/", views.InboxView.as_view(), name="inbox"),
     path("ws-token", views.WebSocketTokenView.as_view(), name="ws-token"),
 ]

@@ -18,8 +18,8 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
-from ..models import Conversation, Message, Side
-from ..payloads import conversation_data, message_data
+from ..models import Conversation, Message, Notification, Side
+from ..payloads import conversation_data, message_data, notification_data
 from ..text import clean_text
 
 # Largest primary key a database can hold (signed 64-bit): larger numbers are no user id.
@@ -81,6 +81,7 @@ MessageStatusField = _enum_field("SupportChatMessageStatusEnum", Message.Status.
 ConversationStatusField = _enum_field(
     "SupportChatConversationStatusEnum", Conversation.Status.choices
 )
+NotificationTypeField = _enum_field("SupportChatNotificationTypeEnum", Notification.Type.choices)
 
 
 @extend_schema_serializer(component_name="SupportChatMessageCreate")
@@ -115,6 +116,45 @@ class AssignSerializer(serializers.Serializer):
     assignee = serializers.IntegerField(
         allow_null=True, help_text="Id of a staff user, or null to unassign."
     )
+
+
+class _IdListField(serializers.ListField):
+    """A list of ids whose errors are flat messages (``SupportChatValidationError``), not
+    DRF's ``{index: [messages]}``."""
+
+    def run_child_validation(self, data: list[Any]) -> list[Any]:
+        try:
+            return super().run_child_validation(data)  # type: ignore[no-any-return]
+        except serializers.ValidationError:
+            raise serializers.ValidationError(
+                _("Every id must be an integer from 1 to 2**63 - 1.")
+            ) from None
+
+
+@extend_schema_serializer(component_name="SupportChatNotificationRead")
+class NotificationReadSerializer(serializers.Serializer):
+    """Exactly one of ``ids`` and ``all``."""
+
+    ids = _IdListField(
+        child=serializers.IntegerField(min_value=1, max_value=_MAX_ID),
+        required=False,
+        min_length=1,
+        max_length=500,
+        help_text="Ids of the caller's notifications to mark read; other ids are ignored.",
+    )
+    all = serializers.BooleanField(
+        required=False, help_text="`true`: mark every notification of the caller read."
+    )
+
+    def validate_all(self, value: bool) -> bool:
+        if not value:
+            raise serializers.ValidationError(_("Only true is allowed; leave it out instead."))
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("ids" in attrs) == ("all" in attrs):
+            raise serializers.ValidationError(_('Send either "ids" or "all": true.'))
+        return attrs
 
 
 class InboxQuerySerializer(serializers.Serializer):
@@ -241,6 +281,27 @@ class ConversationSerializer(serializers.ModelSerializer):
         return conversation_data(instance, self.context.get("side", Side.USER))
 
 
+@extend_schema_serializer(component_name="SupportChatNotification")
+class NotificationSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    type = NotificationTypeField(
+        read_only=True,
+        help_text="message_received: a new message for you; assignment: a conversation was "
+        "assigned to you; conversation_closed: staff closed your conversation.",
+    )
+    conversation_id = serializers.IntegerField(read_only=True, allow_null=True)
+    message_id = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="The new message (message_received only)."
+    )
+    created_at = serializers.DateTimeField(read_only=True)
+    read = serializers.BooleanField(
+        read_only=True, help_text="Read once you read its conversation or mark it read."
+    )
+
+    def to_representation(self, instance: Notification) -> dict[str, Any]:
+        return notification_data(instance)
+
+
 # Schema only: pages, small answers, errors ---------------------------------------------------
 
 
@@ -284,6 +345,36 @@ class UnreadCountSerializer(serializers.Serializer):
     staff_unread_conversations = serializers.IntegerField(
         required=False,
         help_text="Staff only: conversations with customer messages staff have not read.",
+    )
+
+
+@extend_schema_serializer(component_name="SupportChatNotificationPage", many=False)
+class NotificationPageSerializer(serializers.Serializer):
+    """A page of the caller's notifications (cursor pagination), newest first."""
+
+    next = serializers.URLField(
+        read_only=True, allow_null=True, help_text=_PAGE_LINK.format("next")
+    )
+    previous = serializers.URLField(
+        read_only=True, allow_null=True, help_text=_PAGE_LINK.format("previous")
+    )
+    results = NotificationSerializer(many=True, read_only=True)
+
+
+@extend_schema_serializer(component_name="SupportChatNotificationUnreadCount")
+class NotificationUnreadCountSerializer(serializers.Serializer):
+    unread_count = serializers.IntegerField(
+        read_only=True, help_text="The caller's unread notifications."
+    )
+
+
+@extend_schema_serializer(component_name="SupportChatNotificationReadResult")
+class NotificationReadResultSerializer(serializers.Serializer):
+    marked = serializers.IntegerField(
+        read_only=True, help_text="Notifications this request marked read (0 on a repeat)."
+    )
+    unread_count = serializers.IntegerField(
+        read_only=True, help_text="The caller's unread notifications left."
     )
 
 

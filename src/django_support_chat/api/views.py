@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from .. import roles, services, tokens
 from ..conf import chat_settings
 from ..exceptions import ChatError
-from ..models import Conversation, Message, Side
+from ..models import Conversation, Message, Notification, Side
 from ..queries import filter_inbox
 from .metadata import ChatMetadata
 from .pagination import (
@@ -28,6 +28,7 @@ from .pagination import (
     CatchUpPagination,
     ConversationPagination,
     HistoryPagination,
+    NotificationPagination,
 )
 from .permissions import IsSupportStaff
 from .schema import CHAT_SCHEMA_SETTINGS, ChatAutoSchema, document, errors
@@ -40,6 +41,11 @@ from .serializers import (
     MessageCreateSerializer,
     MessagePageSerializer,
     MessageSerializer,
+    NotificationPageSerializer,
+    NotificationReadResultSerializer,
+    NotificationReadSerializer,
+    NotificationSerializer,
+    NotificationUnreadCountSerializer,
     ReadSerializer,
     UnreadCountSerializer,
     WebSocketTokenSerializer,
@@ -246,6 +252,63 @@ class UnreadCountView(ChatAPIView):
                 unread_staff_count__gt=0
             ).count()
         return Response(data)
+
+
+def _unread_notifications(user: Any) -> QuerySet[Notification]:
+    return Notification.objects.filter(user=user, read_at__isnull=True)
+
+
+class NotificationListView(ChatAPIView):
+    """The caller's own notifications, newest first."""
+
+    serializer_class = NotificationSerializer
+    pagination_class = NotificationPagination
+
+    @document(
+        operation_id="notifications_list",
+        paginated=True,
+        responses={200: NotificationPageSerializer, **errors(404, e404="Invalid `cursor`.")},
+    )
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(Notification.objects.filter(user=request.user))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+class NotificationUnreadCountView(ChatAPIView):
+    @document(
+        operation_id="notifications_unread_count_retrieve",
+        responses={200: NotificationUnreadCountSerializer, **errors()},
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"unread_count": _unread_notifications(request.user).count()})
+
+
+class NotificationReadView(ChatAPIView):
+    """Mark some (``ids``) or all (``all``) of the caller's notifications read. Ids that
+    are not the caller's, or already read, are left alone: a repeat changes nothing."""
+
+    @document(
+        operation_id="notifications_read_create",
+        request=NotificationReadSerializer,
+        responses={
+            200: NotificationReadResultSerializer,
+            **errors(
+                400,
+                415,
+                body=True,
+                e400="Neither or both of `ids` and `all`, `all` not true, or `ids` not a "
+                "list of 1 to 500 positive integers (or `detail` when the body is not "
+                "valid JSON).",
+            ),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        incoming = NotificationReadSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        ids = None if incoming.validated_data.get("all") else incoming.validated_data["ids"]
+        marked = services.mark_notifications_read(request.user, ids)
+        unread = _unread_notifications(request.user).count()
+        return Response({"marked": marked, "unread_count": unread})
 
 
 class InboxView(ChatAPIView):
