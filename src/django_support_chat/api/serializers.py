@@ -308,31 +308,30 @@ class NotificationSerializer(serializers.Serializer):
 _PAGE_LINK = "URL of the {} page, to follow as it is; null at that end of the list."
 
 
+class _PageLinks(serializers.Serializer):
+    """``next`` and ``previous`` of every cursor-paginated list; subclasses add ``results``."""
+
+    next = serializers.URLField(
+        read_only=True, allow_null=True, help_text=_PAGE_LINK.format("next")
+    )
+    previous = serializers.URLField(
+        read_only=True, allow_null=True, help_text=_PAGE_LINK.format("previous")
+    )
+
+
 @extend_schema_serializer(component_name="SupportChatMessagePage", many=False)
-class MessagePageSerializer(serializers.Serializer):
+class MessagePageSerializer(_PageLinks):
     """A page of messages (cursor pagination). History: newest first, ``next`` leads to
     older messages. Catch-up (``?after_seq=`` or ``?after=``): oldest first, ``next``
     leads to newer ones and is null once the client is up to date."""
 
-    next = serializers.URLField(
-        read_only=True, allow_null=True, help_text=_PAGE_LINK.format("next")
-    )
-    previous = serializers.URLField(
-        read_only=True, allow_null=True, help_text=_PAGE_LINK.format("previous")
-    )
     results = MessageSerializer(many=True, read_only=True)
 
 
 @extend_schema_serializer(component_name="SupportChatConversationPage", many=False)
-class ConversationPageSerializer(serializers.Serializer):
+class ConversationPageSerializer(_PageLinks):
     """A page of conversations (cursor pagination), newest activity first."""
 
-    next = serializers.URLField(
-        read_only=True, allow_null=True, help_text=_PAGE_LINK.format("next")
-    )
-    previous = serializers.URLField(
-        read_only=True, allow_null=True, help_text=_PAGE_LINK.format("previous")
-    )
     results = ConversationSerializer(many=True, read_only=True)
 
 
@@ -349,15 +348,9 @@ class UnreadCountSerializer(serializers.Serializer):
 
 
 @extend_schema_serializer(component_name="SupportChatNotificationPage", many=False)
-class NotificationPageSerializer(serializers.Serializer):
+class NotificationPageSerializer(_PageLinks):
     """A page of the caller's notifications (cursor pagination), newest first."""
 
-    next = serializers.URLField(
-        read_only=True, allow_null=True, help_text=_PAGE_LINK.format("next")
-    )
-    previous = serializers.URLField(
-        read_only=True, allow_null=True, help_text=_PAGE_LINK.format("previous")
-    )
     results = NotificationSerializer(many=True, read_only=True)
 
 
