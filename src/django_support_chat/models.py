@@ -240,3 +240,33 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor} {self.get_action_display()} #{self.conversation_id}"
+
+
+class NotificationPreference(models.Model):
+    """How one user wants to be told about chat activity. No row means the defaults."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="support_chat_preferences",
+    )
+    #: Email for unread messages (customers: staff replies; staff: customer messages).
+    email = models.BooleanField(_("email for unread messages"), default=True)
+    #: Staff inbox: a sound for new activity (the browser needs one interaction first).
+    sound = models.BooleanField(_("sound in the inbox"), default=False)
+    #: Staff inbox: desktop notifications while the tab is hidden.
+    desktop = models.BooleanField(_("desktop notifications"), default=False)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("notification preference")
+        verbose_name_plural = _("notification preferences")
+
+    def __str__(self) -> str:
+        return f"Notification preferences of {self.user}"
+
+    @classmethod
+    def for_user(cls, user: Any) -> NotificationPreference:
+        """The user's preferences; an unsaved instance with the defaults when none are stored."""
+        found = cls.objects.filter(user_id=user.pk).first()
+        return found if found is not None else cls(user_id=user.pk)
