@@ -38,6 +38,8 @@ TYPING_STOP = "typing:stop"
 CONVERSATION_NEW = "conversation:new"
 CONVERSATION_UPDATED = "conversation:updated"
 UNREAD_UPDATE = "unread:update"
+# To the recipient's user group, for every Notification row the services write (toasts).
+NOTIFICATION_NEW = "notification:new"
 # Sent by a worker whose channel layer delivers again after it may have dropped events
 # (layerwatch.py): sync by seq; the lobby reloads its list.
 RESYNC = "resync"

@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 from . import events, names, roles, signals
 from .exceptions import ConversationClosed, PermissionDenied, ValidationError
 from .models import AuditEntry, Conversation, Message, Notification, Side
-from .payloads import conversation_data, message_data
+from .payloads import conversation_data, message_data, notification_data
 from .text import clean_text
 
 signals_logger = logging.getLogger("django_support_chat.signals")
@@ -40,6 +40,26 @@ def _audit(actor: Any, action: str, conversation: Conversation, **details: Any) 
     AuditEntry.objects.create(
         actor=actor, action=action, conversation=conversation, details=details
     )
+
+
+def _notify(conversation: Conversation, user_id: Any, type_: str, **payload: Any) -> Notification:
+    """Write a Notification row for ``user_id`` about ``conversation`` and tell that user's
+    sockets (``notification:new``) once it commits. The event carries the conversation as
+    the recipient's side sees it (a toast names the customer); built after the commit,
+    outside the row lock."""
+    notification = Notification.objects.create(
+        user_id=user_id, type=type_, payload={"conversation_id": conversation.pk, **payload}
+    )
+    side = Side.USER if user_id == conversation.customer_id else Side.STAFF
+    events.publish(
+        [events.user_group(user_id)],
+        events.NOTIFICATION_NEW,
+        lambda: (
+            notification_data(notification)
+            | {"conversation": conversation_data(conversation, side)}
+        ),
+    )
+    return notification
 
 
 def _send_on_commit(signal: Any, sender: type, **kwargs: Any) -> None:
@@ -193,16 +213,18 @@ def send_message(
             message.conversation = locked
             if side == Side.STAFF:
                 _audit(sender, AuditEntry.Action.REPLY, locked, message_id=message.pk)
-                Notification.objects.create(
-                    user_id=locked.customer_id,
-                    type=Notification.Type.MESSAGE_RECEIVED,
-                    payload={"conversation_id": locked.pk, "message_id": message.pk},
+                _notify(
+                    locked,
+                    locked.customer_id,
+                    Notification.Type.MESSAGE_RECEIVED,
+                    message_id=message.pk,
                 )
             elif locked.assigned_to_id is not None:
-                Notification.objects.create(
-                    user_id=locked.assigned_to_id,
-                    type=Notification.Type.MESSAGE_RECEIVED,
-                    payload={"conversation_id": locked.pk, "message_id": message.pk},
+                _notify(
+                    locked,
+                    locked.assigned_to_id,
+                    Notification.Type.MESSAGE_RECEIVED,
+                    message_id=message.pk,
                 )
             # The counters ride on message:new: no unread:update for a send. The payload is
             # built after the commit, outside the row lock.
@@ -386,11 +408,7 @@ def assign(conversation: Conversation, actor: Any, assignee: Any | None) -> Conv
         action = AuditEntry.Action.ASSIGN if assignee is not None else AuditEntry.Action.UNASSIGN
         _audit(actor, action, locked, previous=previous, assignee=new)
         if assignee is not None and assignee.pk != actor.pk:
-            Notification.objects.create(
-                user=assignee,
-                type=Notification.Type.ASSIGNMENT,
-                payload={"conversation_id": locked.pk, "by": actor.pk},
-            )
+            _notify(locked, assignee.pk, Notification.Type.ASSIGNMENT, by=actor.pk)
         _publish_conversation(locked, "assigned", previous_assignee=previous)
         _send_on_commit(
             signals.conversation_assigned,
@@ -416,11 +434,7 @@ def _set_status(conversation: Conversation, actor: Any, status: str) -> Conversa
         closing = status == Conversation.Status.CLOSED
         _audit(actor, AuditEntry.Action.CLOSE if closing else AuditEntry.Action.REOPEN, locked)
         if closing and locked.customer_id != actor.pk:
-            Notification.objects.create(
-                user_id=locked.customer_id,
-                type=Notification.Type.CONVERSATION_CLOSED,
-                payload={"conversation_id": locked.pk, "by": actor.pk},
-            )
+            _notify(locked, locked.customer_id, Notification.Type.CONVERSATION_CLOSED, by=actor.pk)
         _publish_conversation(locked, "closed" if closing else "reopened")
         signal = signals.conversation_closed if closing else signals.conversation_reopened
         _send_on_commit(signal, Conversation, conversation=locked, actor=actor)
