@@ -59,6 +59,9 @@ DEFAULTS: dict[str, Any] = {
     # PostgreSQL text search configuration of the inbox search ("simple": no stemming,
     # any language). Ignored on other databases.
     "INBOX_SEARCH_CONFIG": "simple",
+    # URL of the sound the inbox plays for new activity (when a staff member turns sound
+    # on); None: the package's own chime (static support_chat/inbox/chime.wav).
+    "INBOX_SOUND_URL": None,
     # Icons of the widget and the inbox: "svg" (the package's own inline SVGs, no icon font
     # needed) or "fontawesome" (<i class="fas fa-…">, from the host's Font Awesome 5 or 6).
     "ICONS": "svg",

@@ -108,3 +108,27 @@ class BulkForm(AssignForm):
 
     action = forms.ChoiceField(choices=ACTIONS)
     ids = IdListField()
+
+
+class _Switch(forms.ChoiceField):
+    """``true`` / ``false``; absent is ``None`` (left as it is). Anything else is an error."""
+
+    def __init__(self) -> None:
+        super().__init__(choices=[("true", "true"), ("false", "false")], required=False)
+
+    def clean(self, value: Any) -> bool | None:
+        value = super().clean(value)
+        return None if value == "" else value == "true"
+
+
+class AlertPreferencesForm(forms.Form):
+    """The inbox's alert toggles: sound and desktop notifications, one or both."""
+
+    sound = _Switch()
+    desktop = _Switch()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if not self.errors and all(cleaned.get(name) is None for name in self.fields):
+            raise forms.ValidationError(_("Send sound or desktop: true or false."))
+        return cleaned

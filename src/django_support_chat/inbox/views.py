@@ -30,9 +30,10 @@ from django.contrib.staticfiles import finders
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
@@ -50,10 +51,19 @@ from django_htmx.middleware import HtmxDetails
 from .. import icons, queries, roles, services
 from ..conf import chat_settings
 from ..exceptions import ChatError
-from ..models import Conversation, Message, Side
+from ..models import Conversation, Message, NotificationPreference, Side
 from ..names import customer_name, staff_label
 from ..text import render_text
-from .forms import BULK_LIMIT, FILTERS, AssignForm, BulkForm, InboxStateForm, ReplyForm, StatusForm
+from .forms import (
+    BULK_LIMIT,
+    FILTERS,
+    AlertPreferencesForm,
+    AssignForm,
+    BulkForm,
+    InboxStateForm,
+    ReplyForm,
+    StatusForm,
+)
 
 PANE_TARGETS = {"sc-pane"}
 LIST_TARGETS = {"sc-list"}
@@ -347,6 +357,18 @@ def js_texts() -> dict[str, str]:
         "select_hint": _("Select to act on several"),
         "dismiss": _("Dismiss"),
         "network": _("Could not reach the server. Check your connection and try again."),
+        "toast_new": _("New conversation"),
+        "toast_message": _("New message"),
+        "toast_assigned": _("Assigned to you"),
+        "toast_assigned_text": _("A conversation was assigned to you."),
+        "toast_started": _("Started a conversation."),
+        "sound_on": _("Sound on"),
+        "sound_off": _("Sound off"),
+        "desktop_on": _("Desktop alerts on"),
+        "desktop_off": _("Desktop alerts off"),
+        "desktop_blocked": _("Desktop alerts blocked by the browser"),
+        "desktop_unsupported": _("Desktop alerts are not supported by this browser"),
+        "save_failed": _("Could not save your alert settings. Try again."),
     }
 
 
@@ -372,12 +394,44 @@ def base_context(request: HttpRequest, state: InboxState) -> dict[str, Any]:
         "sc_user_id": request.user.pk,
         "sc_bulk_limit": BULK_LIMIT,
         "sc_js_texts": js_texts(),
+        "sc_alerts": alerts_context(request),
         "sc_urls": {
             "inbox": reverse("support_chat_inbox:inbox"),
             "rows": reverse("support_chat_inbox:rows"),
             "row": reverse("support_chat_inbox:row", args=[0]),
+            "conversation": reverse("support_chat_inbox:conversation", args=[0]),
             "bulk": reverse("support_chat_inbox:bulk"),
+            "unread": reverse("support_chat_inbox:unread_counts"),
+            "preferences": reverse("support_chat_inbox:preferences"),
         },
+    }
+
+
+# Alerts (toasts, the tab title's count, sound, desktop notifications) -----------------------
+
+
+def unread_counts() -> dict[str, int]:
+    """Customer messages no staff member has read, per conversation (only those with any):
+    the tab title shows their sum, which is what the "Unread" filter lists."""
+    pairs = Conversation.objects.filter(unread_staff_count__gt=0).values_list(
+        "pk", "unread_staff_count"
+    )
+    return {str(pk): count for pk, count in pairs}
+
+
+def sound_url() -> str:
+    return chat_settings.INBOX_SOUND_URL or static("support_chat/inbox/chime.wav")
+
+
+def alerts_context(request: HttpRequest) -> dict[str, Any]:
+    preference = NotificationPreference.for_user(request.user)
+    counts = unread_counts()
+    return {
+        "sound": preference.sound,
+        "desktop": preference.desktop,
+        "sound_url": sound_url(),
+        "unread": counts,
+        "unread_total": sum(counts.values()),
     }
 
 
@@ -704,3 +758,32 @@ def bulk(request: HttpRequest) -> HttpResponse:
         {"sc_alert": message, "sc_alert_level": "success"},
     )
     return _changed(response, [c.pk for c in conversations])
+
+
+@require_GET
+@staff_required
+def unread(request: HttpRequest) -> JsonResponse:
+    """The unread counts again (the page asks after every reconnect of its lobby socket:
+    events sent while it was away are not replayed)."""
+    counts = unread_counts()
+    return JsonResponse({"unread": counts, "total": sum(counts.values())})
+
+
+@require_POST
+@staff_required
+def preferences(request: HttpRequest) -> JsonResponse:
+    """Save the inbox alert toggles (``sound``, ``desktop``: ``true``/``false``, either or
+    both) in the staff member's NotificationPreference; 400 and no change on bad input."""
+    form = AlertPreferencesForm(request.POST)
+    if not form.is_valid():
+        errors = {name: [str(m) for m in messages] for name, messages in form.errors.items()}
+        return JsonResponse({"errors": errors}, status=400)
+    preference = NotificationPreference.for_user(request.user)
+    changed = [name for name, value in form.cleaned_data.items() if value is not None]
+    for name in changed:
+        setattr(preference, name, form.cleaned_data[name])
+    if preference.pk is None:
+        preference.save()
+    else:
+        preference.save(update_fields=[*changed, "updated_at"])
+    return JsonResponse({"sound": preference.sound, "desktop": preference.desktop})

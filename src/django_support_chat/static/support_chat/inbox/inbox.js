@@ -303,6 +303,8 @@
   function onLobbyMessage(data) {
     var message = data.message;
     if (typeof data.unread_staff_count === "number") setUnread(data.conversation_id, data.unread_staff_count);
+    setCount(data.conversation_id, data.unread_staff_count);
+    alertMessage(data);
     var row = rowEl(data.conversation_id);
     if (!row || !message) {
       refreshRow(data.conversation_id);
@@ -746,6 +748,510 @@
     event.preventDefault();
   }
 
+  // -- the pane's requests and the header ----------------------------------------------------
+  // htmx resolves a response's out-of-band targets (#sc-filters) in the root node of the
+  // element that sent the request. If a header re-render detaches that element while its
+  // request is in flight (the close link, a header button), the OOB swap finds no target
+  // (htmx:oobErrorNoTarget) and the filters and the list state stay stale. So nothing
+  // replaces the header while a request from inside the pane, or into it, is in flight: a
+  // refresh that was due waits (data-refresh="deferred") and runs once they are all done,
+  // against the newest conversation:updated seen; one of our own refreshes in flight when
+  // such a request starts is abandoned (and redone afterwards if still needed).
+
+  var paneRequests = []; // the XMLHttpRequest of each pane request in flight
+  var headerFetch = null; // AbortController of our own header refresh in flight
+  var headerStale = false;
+  var lastUpdate = null; // the newest conversation:updated payload of the open conversation
+
+  function isPaneRequest(detail) {
+    var box = $("#sc-pane", root);
+    if (!box) return false;
+    var elt = detail.elt;
+    var target = detail.target;
+    return !!((elt && box.contains(elt)) || (target && box.contains(target)));
+  }
+
+  function onBeforeSend(event) {
+    var detail = event.detail || {};
+    var xhr = detail.xhr;
+    if (!root || !xhr || !isPaneRequest(detail)) return;
+    paneRequests.push(xhr);
+    if (headerFetch) {
+      headerFetch.abort();
+      headerFetch = null;
+      headerStale = true;
+    }
+    // loadend follows htmx's load handler, which has done the swaps (and fires on
+    // errors and aborts too); htmx:afterRequest would not bubble from a detached element.
+    xhr.addEventListener("loadend", function () {
+      paneRequests = paneRequests.filter(function (other) {
+        return other !== xhr;
+      });
+      if (!paneRequests.length) setTimeout(recheckHeader, 0);
+    });
+  }
+
+  /* A response that would replace the header (a header button's own answer) while another
+     pane request is in flight: skip it and fetch the header once they are done. */
+  function onBeforeSwap(event) {
+    var detail = event.detail || {};
+    var header = $("#sc-pane-header", root);
+    if (!header || detail.target !== header || !detail.shouldSwap) return;
+    var others = paneRequests.filter(function (xhr) {
+      return xhr !== detail.xhr;
+    });
+    if (!others.length) return;
+    detail.shouldSwap = false;
+    headerStale = true;
+    header.dataset.refresh = "deferred";
+  }
+
+  function headerMatches(header, conversation) {
+    var assigned = conversation.assigned_to ? String(conversation.assigned_to.id) : "";
+    return header.dataset.status === conversation.status && header.dataset.assignedId === assigned;
+  }
+
+  function recheckHeader() {
+    if (!root || paneRequests.length || headerFetch) return;
+    var header = $("#sc-pane-header", root);
+    if (!header) {
+      headerStale = false;
+      return;
+    }
+    if (lastUpdate && lastUpdate.id === openId() && !headerMatches(header, lastUpdate)) headerStale = true;
+    if (headerStale) refreshHeader();
+  }
+
+  /* Re-render the header from the server (someone else changed the conversation). */
+  function refreshHeader() {
+    var header = $("#sc-pane-header", root);
+    if (!header) return;
+    if (paneRequests.length) {
+      headerStale = true;
+      header.dataset.refresh = "deferred";
+      return;
+    }
+    if (headerFetch) headerFetch.abort();
+    headerStale = false;
+    var id = openId();
+    var controller = new AbortController();
+    headerFetch = controller;
+    header.dataset.refresh = "loading";
+    fetch(header.dataset.url + stateQuery(), {
+      headers: { "HX-Request": "true" },
+      credentials: "same-origin",
+      signal: controller.signal,
+    })
+      .then(function (response) {
+        var redirect = response.headers.get("HX-Redirect");
+        if (redirect) {
+          location.href = redirect;
+          return null;
+        }
+        return response.ok ? response.text() : null;
+      })
+      .then(function (html) {
+        if (headerFetch !== controller) return; // abandoned
+        headerFetch = null;
+        var current = $("#sc-pane-header", root);
+        if (!current || openId() !== id) return;
+        if (!html) {
+          delete current.dataset.refresh;
+          return;
+        }
+        var fresh = fromHTML(html).firstElementChild;
+        if (!fresh) return;
+        current.replaceWith(fresh);
+        if (htmx) htmx.process(fresh);
+        afterChange();
+        var p = pane();
+        if (p) queryPresence([Number(p.dataset.customerId)]);
+      })
+      .catch(function () {
+        if (headerFetch === controller) headerFetch = null;
+      });
+  }
+
+  function onConversationUpdated(data) {
+    var conversation = data.conversation;
+    if (!conversation) return;
+    refreshRow(conversation.id);
+    setCount(conversation.id, conversation.unread_staff_count);
+    if (conversation.id !== openId()) return;
+    lastUpdate = conversation;
+    var header = $("#sc-pane-header", root);
+    if (!header || headerMatches(header, conversation)) return;
+    // Changed by someone else: re-render the header (assignee, switch, actions).
+    headerStale = true;
+    refreshHeader();
+  }
+
+  // -- alerts: toasts, the tab title's count, sound, desktop notifications -----------------
+
+  var MAX_TOASTS = 3;
+  var TOAST_MS = 6000;
+  var prefs = { sound: false, desktop: false };
+  var soundUrl = "";
+  var unread = {}; // conversation id -> unread_staff_count (only those above 0)
+  var unreadReplay = null; // counts that arrived while the totals were being fetched
+  var unreadLoad = 0;
+  var audio = null;
+  var interacted = false; // browsers play sound only after the user interacted with the page
+
+  function readAlerts() {
+    var node = document.getElementById("sc-alert-state");
+    var state = {};
+    try {
+      state = (node && JSON.parse(node.textContent)) || {};
+    } catch (e) {
+      state = {};
+    }
+    prefs.sound = !!state.sound;
+    prefs.desktop = !!state.desktop;
+    soundUrl = state.sound_url || "";
+    unread = {};
+    Object.keys(state.unread || {}).forEach(function (key) {
+      if (state.unread[key] > 0) unread[key] = state.unread[key];
+    });
+  }
+
+  function visible() {
+    return document.visibilityState === "visible" && !document.hidden;
+  }
+
+  function setCount(id, count) {
+    if (typeof count !== "number" || !id) return;
+    if (unreadReplay) unreadReplay.push([id, count]);
+    if (count > 0) unread[String(id)] = count;
+    else delete unread[String(id)];
+    updateTitle();
+  }
+
+  function totalUnread() {
+    return Object.keys(unread).reduce(function (sum, key) {
+      return sum + unread[key];
+    }, 0);
+  }
+
+  /* "(3) " before whatever title the host's layout gives the page; nothing at 0. */
+  function updateTitle() {
+    var current = document.title;
+    var base = current.replace(/^\(\d+\)\s/, "");
+    var total = totalUnread();
+    var wanted = total ? "(" + total + ") " + base : base;
+    if (wanted !== current) document.title = wanted;
+  }
+
+  /* After a (re)connect: events sent while the lobby was away are not replayed. Counts
+     that arrive while this is in flight are applied again on top of the answer. */
+  function refreshUnread() {
+    if (!root.dataset.unreadUrl) return;
+    var load = ++unreadLoad;
+    var replay = (unreadReplay = []);
+    fetch(root.dataset.unreadUrl, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
+      .then(function (response) {
+        return response.ok && !response.headers.get("HX-Redirect") ? response.json() : null;
+      })
+      .then(function (data) {
+        if (load !== unreadLoad) return;
+        unreadReplay = null;
+        if (!data || !data.unread) return;
+        unread = {};
+        Object.keys(data.unread).forEach(function (key) {
+          if (data.unread[key] > 0) unread[key] = data.unread[key];
+        });
+        replay.forEach(function (pair) {
+          setCount(pair[0], pair[1]);
+        });
+        updateTitle();
+      })
+      .catch(function () {
+        if (load === unreadLoad) unreadReplay = null;
+      });
+  }
+
+  function csrfToken() {
+    try {
+      return JSON.parse(root.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || "";
+    } catch (e) {
+      return "";
+    }
+  }
+
+  function conversationUrl(id) {
+    var params = new URLSearchParams();
+    var state = $("#sc-state", root);
+    if (state) {
+      if (state.dataset.filter && state.dataset.filter !== "all") params.set("filter", state.dataset.filter);
+      if (state.dataset.q) params.set("q", state.dataset.q);
+    }
+    var query = params.toString();
+    return root.dataset.conversationUrl.replace(/0\/$/, id + "/") + (query ? "?" + query : "");
+  }
+
+  /* What clicking its row does: the pane from the server, the URL pushed. */
+  function openConversation(id) {
+    if (!root || !id) return;
+    if (!htmx) {
+      location.href = conversationUrl(id);
+      return;
+    }
+    htmx.ajax("GET", conversationUrl(id), { target: "#sc-pane", swap: "innerHTML" });
+  }
+
+  function flat(text, limit) {
+    var value = String(text || "").replace(/\s+/g, " ").trim();
+    return value.length > limit ? value.slice(0, limit - 1) + "\u2026" : value;
+  }
+
+  function toastBox() {
+    return $("#sc-toasts", root);
+  }
+
+  function removeToast(toast) {
+    clearTimeout(toast._scTimer);
+    toast.remove();
+  }
+
+  function armToast(toast) {
+    clearTimeout(toast._scTimer);
+    toast._scTimer = setTimeout(function () {
+      if (toast.matches(":hover") || toast.contains(document.activeElement)) armToast(toast);
+      else removeToast(toast);
+    }, TOAST_MS);
+  }
+
+  function buildToast(id) {
+    var toast = document.createElement("div");
+    toast.className = "toast show sc-toast";
+    toast.dataset.conversationId = String(id);
+    toast.setAttribute("aria-atomic", "true");
+    var head = document.createElement("div");
+    head.className = "toast-header";
+    var name = document.createElement("a");
+    name.className = "sc-toast-name fw-semibold text-reset text-decoration-none";
+    name.href = conversationUrl(id);
+    var kind = document.createElement("small");
+    kind.className = "sc-toast-kind";
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "btn-close sc-toast-close";
+    close.setAttribute("aria-label", t("dismiss", "Dismiss"));
+    // Bootstrap's CSS draws the ×; without it, a plain one.
+    if (!getComputedStyle(document.documentElement).getPropertyValue("--bs-body-bg")) close.textContent = "\u00d7";
+    head.append(name, kind, close);
+    var body = document.createElement("div");
+    body.className = "toast-body sc-toast-text";
+    toast.append(head, body);
+    return toast;
+  }
+
+  /* Never over the composer: on a short screen the oldest toasts go first. */
+  function fitToasts(box) {
+    var form = composer();
+    if (!form || !form.offsetParent) return;
+    var limit = form.getBoundingClientRect();
+    while (box.children.length > 1) {
+      var stack = box.getBoundingClientRect();
+      var overlaps = stack.bottom > limit.top && stack.top < limit.bottom && stack.right > limit.left && stack.left < limit.right;
+      if (!overlaps) return;
+      removeToast(box.lastElementChild);
+    }
+  }
+
+  /* One toast per conversation (the newest text replaces the older one), newest on top,
+     at most MAX_TOASTS. Names and text only ever as textContent. */
+  function showToast(id, name, kind, text) {
+    var box = toastBox();
+    if (!box) return;
+    var toast = $('.sc-toast[data-conversation-id="' + id + '"]', box) || buildToast(id);
+    $(".sc-toast-name", toast).textContent = name || t("customer", "The customer");
+    $(".sc-toast-kind", toast).textContent = kind;
+    $(".sc-toast-text", toast).textContent = text;
+    box.insertBefore(toast, box.firstElementChild);
+    while (box.children.length > MAX_TOASTS) removeToast(box.lastElementChild);
+    armToast(toast);
+    fitToasts(box);
+  }
+
+  function playSound() {
+    if (!prefs.sound || !interacted || !soundUrl) return;
+    if (!audio) audio = new Audio(soundUrl);
+    try {
+      audio.currentTime = 0;
+      var playing = audio.play();
+      if (playing && playing.catch) playing.catch(function () {});
+    } catch (e) {
+      // no audio output: the toast and the title still tell
+    }
+  }
+
+  function desktopPermission() {
+    return "Notification" in window ? window.Notification.permission : "unsupported";
+  }
+
+  function showDesktop(id, name, text) {
+    if (!prefs.desktop || !document.hidden || desktopPermission() !== "granted") return;
+    try {
+      var note = new window.Notification(name || t("customer", "The customer"), {
+        body: text,
+        tag: "support-chat-" + id,
+      });
+      note.onclick = function () {
+        window.focus();
+        openConversation(id);
+        note.close();
+      };
+    } catch (e) {
+      // e.g. Chrome on Android allows them only from a service worker
+    }
+  }
+
+  /* One piece of news about conversation ``id``: nothing for the one in view while the
+     tab is visible (it is on screen); else a toast, the sound, and while the tab is
+     hidden a desktop notification. */
+  function alertAbout(id, name, kind, text, sound) {
+    if (!id || (id === openId() && visible())) return;
+    showToast(id, name, kind, text);
+    if (sound) playSound();
+    showDesktop(id, name, kind + ": " + text);
+  }
+
+  function onToastClick(event) {
+    var toast = event.target.closest && event.target.closest(".sc-toast");
+    if (!toast) return;
+    event.preventDefault();
+    if (!event.target.closest(".sc-toast-close")) openConversation(Number(toast.dataset.conversationId));
+    removeToast(toast);
+  }
+
+  function renderToggles() {
+    var sound = $("#sc-sound-toggle", root);
+    if (sound) {
+      sound.setAttribute("aria-pressed", prefs.sound ? "true" : "false");
+      sound.classList.toggle("active", prefs.sound);
+      sound.title = prefs.sound ? t("sound_on", "Sound on") : t("sound_off", "Sound off");
+    }
+    var desktop = $("#sc-desktop-toggle", root);
+    if (desktop) {
+      var permission = desktopPermission();
+      var blocked = permission === "denied" || permission === "unsupported";
+      var on = prefs.desktop && permission === "granted";
+      desktop.setAttribute("aria-pressed", on ? "true" : "false");
+      desktop.classList.toggle("active", on);
+      desktop.dataset.blocked = blocked ? "true" : "false";
+      desktop.disabled = blocked; // the browser asks only once; its site settings undo it
+      desktop.title = blocked
+        ? permission === "denied"
+          ? t("desktop_blocked", "Desktop alerts blocked by the browser")
+          : t("desktop_unsupported", "Desktop alerts are not supported by this browser")
+        : on
+          ? t("desktop_on", "Desktop alerts on")
+          : t("desktop_off", "Desktop alerts off");
+      if (blocked) desktop.setAttribute("aria-label", desktop.title);
+      else desktop.removeAttribute("aria-label");
+    }
+  }
+
+  function savePreference(name, value) {
+    var previous = prefs[name];
+    prefs[name] = value;
+    renderToggles();
+    var body = new URLSearchParams();
+    body.set(name, value ? "true" : "false");
+    fetch(root.dataset.preferencesUrl, {
+      method: "POST",
+      body: body,
+      credentials: "same-origin",
+      headers: { "X-CSRFToken": csrfToken(), "HX-Request": "true" },
+    })
+      .then(function (response) {
+        if (!response.ok || response.headers.get("HX-Redirect")) throw new Error(String(response.status));
+        return response.json();
+      })
+      .then(function (saved) {
+        prefs.sound = !!saved.sound;
+        prefs.desktop = !!saved.desktop;
+        renderToggles();
+      })
+      .catch(function () {
+        prefs[name] = previous;
+        renderToggles();
+        showAlert(t("save_failed", "Could not save your alert settings. Try again."));
+      });
+  }
+
+  function onSoundToggle() {
+    var on = !prefs.sound;
+    savePreference("sound", on);
+    if (on) {
+      interacted = true;
+      playSound(); // a sample, from the click: it also unlocks the audio in strict browsers
+    }
+  }
+
+  function onDesktopToggle() {
+    var permission = desktopPermission();
+    if (prefs.desktop && permission === "granted") {
+      savePreference("desktop", false);
+      return;
+    }
+    if (permission === "granted") {
+      savePreference("desktop", true);
+      return;
+    }
+    if (permission !== "default") {
+      renderToggles();
+      return;
+    }
+    // Asked only from this click, never on page load.
+    var answered = function (result) {
+      if (result === "granted") savePreference("desktop", true);
+      else renderToggles();
+    };
+    var asked = window.Notification.requestPermission(answered);
+    if (asked && asked.then) asked.then(answered);
+  }
+
+  function onFirstInteraction() {
+    interacted = true;
+    if (prefs.sound && !audio && soundUrl) {
+      audio = new Audio(soundUrl);
+      audio.preload = "auto";
+    }
+  }
+
+  function onLobbyNew(data) {
+    var conversation = data.conversation;
+    if (!conversation) return;
+    refreshRow(conversation.id);
+    setCount(conversation.id, conversation.unread_staff_count);
+    var name = conversation.customer && conversation.customer.name;
+    var last = conversation.last_message;
+    var text = last && last.text ? flat(last.text, 80) : t("toast_started", "Started a conversation.");
+    alertAbout(conversation.id, name, t("toast_new", "New conversation"), text, false);
+  }
+
+  function alertMessage(data) {
+    var message = data.message;
+    if (!message || message.sender_side !== "user") return; // never staff messages (ours or not)
+    var name = message.sender && message.sender.name;
+    if (!name) {
+      var listed = rowEl(data.conversation_id);
+      name = listed ? $(".sc-row-name", listed).textContent : "";
+    }
+    alertAbout(data.conversation_id, name, t("toast_message", "New message"), flat(message.text, 80), true);
+  }
+
+  function onNotification(data) {
+    if (data.type !== "assignment" || !data.conversation_id) return;
+    var conversation = data.conversation || {};
+    var name = conversation.customer && conversation.customer.name;
+    var last = conversation.last_message;
+    var text = last && last.text ? flat(last.text, 80) : t("toast_assigned_text", "A conversation was assigned to you.");
+    alertAbout(data.conversation_id, name, t("toast_assigned", "Assigned to you"), text, true);
+  }
+
   // -- wiring ----------------------------------------------------------------------------------
 
   /* After any swap: reconnect the conversation socket if the pane changed, and tidy up. */
@@ -776,21 +1282,24 @@
     root = document.getElementById("sc-inbox");
     if (!root) return;
     readTexts();
+    readAlerts();
+    renderToggles();
+    updateTitle();
     lobby = new window.SupportChatSocket({
       path: root.dataset.wsLobby,
       on: {
         hello: function () {
           // Events sent before this socket joined (page load, reconnect) are not replayed:
-          // reload the first page of the list from the database.
+          // reload the first page of the list and the unread counts from the database.
           refreshList();
+          refreshUnread();
         },
-        "conversation:new": function (data) {
-          if (data.conversation) refreshRow(data.conversation.id);
-        },
+        "conversation:new": onLobbyNew,
         // The server lost events (its layer subscription was re-established): reload.
         resync: function () {
           lobby.seqs = {};
           refreshList();
+          refreshUnread();
         },
         // A message of a listed conversation never reached us: fetch its row again.
         gap: function (data) {
@@ -799,18 +1308,11 @@
         "message:new": onLobbyMessage,
         "unread:update": function (data) {
           setUnread(data.conversation_id, data.unread_staff_count);
+          setCount(data.conversation_id, data.unread_staff_count);
         },
-        "conversation:updated": function (data) {
-          var conversation = data.conversation;
-          if (!conversation) return;
-          refreshRow(conversation.id);
-          var header = $("#sc-pane-header", root);
-          if (conversation.id !== openId() || !header || !htmx) return;
-          var assigned = conversation.assigned_to ? String(conversation.assigned_to.id) : "";
-          if (header.dataset.status === conversation.status && header.dataset.assignedId === assigned) return;
-          // Changed by someone else: re-render the header (assignee, switch, actions).
-          htmx.ajax("GET", header.dataset.url + stateQuery(), { target: "#sc-pane-header", swap: "outerHTML" });
-        },
+        "conversation:updated": onConversationUpdated,
+        // To this user's sockets: an assignment by someone else becomes a toast.
+        "notification:new": onNotification,
         "presence:update": function (data) {
           if (data.side === "user") setPresence(data.user_id, data.online);
         },
@@ -828,6 +1330,8 @@
       },
     });
 
+    document.body.addEventListener("htmx:beforeSend", onBeforeSend);
+    document.body.addEventListener("htmx:beforeSwap", onBeforeSwap);
     document.body.addEventListener("htmx:afterSwap", afterChange);
     document.body.addEventListener("htmx:oobAfterSwap", afterChange);
     document.body.addEventListener("htmx:historyRestore", afterChange);
@@ -898,6 +1402,18 @@
         $("#sc-help", root).showModal();
         return;
       }
+      if (target.closest && target.closest(".sc-toast")) {
+        onToastClick(event);
+        return;
+      }
+      if (target.closest && target.closest("#sc-sound-toggle")) {
+        onSoundToggle();
+        return;
+      }
+      if (target.closest && target.closest("#sc-desktop-toggle")) {
+        onDesktopToggle();
+        return;
+      }
       // Dropdowns without Bootstrap's JavaScript: a minimal toggle.
       if (!window.bootstrap) {
         var toggle = target.closest && target.closest('[data-bs-toggle="dropdown"]');
@@ -912,6 +1428,8 @@
       }
     });
     document.addEventListener("keydown", onKeydown);
+    document.addEventListener("pointerdown", onFirstInteraction, { once: true, capture: true });
+    document.addEventListener("keydown", onFirstInteraction, { once: true, capture: true });
     document.addEventListener("visibilitychange", markSeen);
     window.addEventListener("focus", markSeen);
 
