@@ -7,6 +7,10 @@ from example.settings import *  # noqa: F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 SUPPORT_CHAT: dict = {}
+# The chat's emails take their absolute links from the current Site (example.com) when
+# SUPPORT_CHAT["EMAIL_BASE_URL"] is unset: tests that replace SUPPORT_CHAT keep them.
+INSTALLED_APPS = [*INSTALLED_APPS, "django.contrib.sites"]  # noqa: F405
+SITE_ID = 1
 
 # A file, not :memory:, so the ASGI server processes of the end-to-end and multi-worker
 # tests share the test database with the test process.

@@ -32,7 +32,13 @@ EXAMPLE_PROJECT = ROOT / "example_project"
 
 # What the example project needs besides the wheel (its own extras, minus the servers it does
 # not use here).
-EXAMPLE_REQUIREMENTS = ["django-bootstrap-static", "fontawesomefree", "dj-database-url", "daphne"]
+EXAMPLE_REQUIREMENTS = [
+    "django-bootstrap-static",
+    "fontawesomefree",
+    "dj-database-url",
+    "daphne",
+    "django-tasks-db",  # the example's TASKS backend (delayed chat emails)
+]
 
 SKIP_PARTS = {"__pycache__"}
 SKIP_SUFFIXES = {".pyc", ".pyo"}

@@ -55,6 +55,8 @@ EXPECTED_RESPONSES = {
     "support_chat_notifications_list": {200, 400, 401, 403, 404, 429},
     "support_chat_notifications_unread_count_retrieve": {200, 401, 403, 429},
     "support_chat_notifications_read_create": {200, 400, 401, 403, 415, 429},
+    "support_chat_notifications_preferences_retrieve": {200, 401, 403, 429},
+    "support_chat_notifications_preferences_partial_update": {200, 400, 401, 403, 415, 429},
     "support_chat_ws_token_create": {200, 401, 403, 429},
 }
 
@@ -196,6 +198,7 @@ class TestChatSchema:
             "/inbox/",
             "/notifications/",
             "/notifications/unread_count",
+            "/notifications/preferences/",
             "/notifications/read",
             "/ws-token",
         }
@@ -448,6 +451,13 @@ class TestAnswersMatchTheSchema:
             200,
         )
         assert marked["unread_count"] == 0
+        prefs = f"{API}notifications/preferences/"
+        check("support_chat_notifications_preferences_retrieve", customer_api.get(prefs), 200)
+        check(
+            "support_chat_notifications_preferences_partial_update",
+            customer_api.patch(prefs, {"email": False}, format="json"),
+            200,
+        )
 
         successes = {
             (op, min(c for c in codes if c < 300)) for op, codes in EXPECTED_RESPONSES.items()

@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "channels",
     "django_support_chat",
+    "django_tasks_db",  # the TASKS backend below: delayed chat emails (manage.py db_worker)
     "example",
 ]
 
@@ -120,10 +121,17 @@ if django.VERSION >= (6, 1):
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 
+# Delayed jobs (the chat's emails to people who are not online) go through Django's tasks
+# framework; django-tasks-db keeps them in the database and `manage.py db_worker` runs them.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "support@example.com")
+
 SUPPORT_CHAT = {
     # Everything else keeps its documented default (docs/settings.md).
     # The staff inbox (/admin/chat/) inside the site's own staff dashboard layout.
     "INBOX_BASE_TEMPLATE": "example/dashboard.html",
+    # Absolute links in the chat's emails.
+    "EMAIL_BASE_URL": os.environ.get("SITE_URL", "http://127.0.0.1:8000"),
 }
 # Presence timing from the environment, for load tests (tests/realtime/test_storms.py):
 # SUPPORT_CHAT_HEARTBEAT_INTERVAL and SUPPORT_CHAT_PRESENCE_TTL, whole seconds, and

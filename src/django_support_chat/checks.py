@@ -26,6 +26,7 @@ _POSITIVE_INTS = (
     "WS_TOKEN_MAX_AGE",
     "WS_MAX_SOCKETS_PER_USER",
     "PRESENCE_REDIS_MAX_CONNECTIONS",
+    "EMAIL_DELAY",
 )
 _IN_MEMORY = "channels.layers.InMemoryChannelLayer"
 _LOCMEM = "django.core.cache.backends.locmem.LocMemCache"
@@ -216,3 +217,90 @@ def check_user_model(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             id="support_chat.E006",
         )
     ]
+
+
+@register(Tags.compatibility)
+def check_email_notifications(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """Email to people who are not online: a tasks backend that defers, absolute links."""
+    from . import compat
+    from .conf import chat_settings
+
+    rules = chat_settings.EMAIL_NOTIFICATIONS
+    if not isinstance(rules, dict) or not rules.get("enabled", True):
+        return []
+    messages: list[Any] = []
+    if not compat.TASKS_AVAILABLE:
+        messages.append(
+            Error(
+                "Chat emails are on but Django's tasks framework is missing.",
+                hint="Use Django 6.0+, or install the django-tasks backport on Django 5.2; "
+                "or turn email off: SUPPORT_CHAT['EMAIL_NOTIFICATIONS'] = {'enabled': False}.",
+                id="support_chat.E010",
+            )
+        )
+    else:
+        alias = chat_settings.EMAIL_TASK_BACKEND
+        try:
+            backend = compat.task_backends[alias]
+        except Exception as exc:
+            messages.append(
+                Error(
+                    f"SUPPORT_CHAT['EMAIL_TASK_BACKEND'] names the tasks backend {alias!r}, "
+                    f"which cannot be loaded: {exc}",
+                    hint="Add it to the TASKS setting, or point EMAIL_TASK_BACKEND at one "
+                    "of its aliases.",
+                    id="support_chat.E011",
+                )
+            )
+        else:
+            if not backend.supports_defer:
+                messages.append(
+                    Warning(
+                        f"The tasks backend {alias!r} ({type(backend).__name__}) cannot run "
+                        "a task later, so chat emails wait for the "
+                        "support_chat_send_notifications command.",
+                        hint="Use a backend that supports run_after (django-tasks-db's "
+                        "DatabaseBackend, with `manage.py db_worker`), or run "
+                        "`manage.py support_chat_send_notifications` every minute from cron.",
+                        id="support_chat.W010",
+                    )
+                )
+    if not chat_settings.EMAIL_BASE_URL and not apps.is_installed("django.contrib.sites"):
+        messages.append(
+            Warning(
+                "Chat emails need absolute links, but SUPPORT_CHAT['EMAIL_BASE_URL'] is not "
+                "set and django.contrib.sites is not installed; emails are skipped.",
+                hint="Set SUPPORT_CHAT['EMAIL_BASE_URL'] = 'https://www.example.com'.",
+                id="support_chat.W011",
+            )
+        )
+    return messages
+
+
+@register(Tags.urls)
+def check_email_urls(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """The unsubscribe page must be routed, or emails go without List-Unsubscribe."""
+    from django.urls import NoReverseMatch, reverse
+
+    from .conf import chat_settings
+
+    rules = chat_settings.EMAIL_NOTIFICATIONS
+    if not isinstance(rules, dict) or not rules.get("enabled", True):
+        return []
+    if not rules.get("builtin_email", True):
+        return []
+    try:
+        reverse("support_chat_mail:unsubscribe", args=["x"])
+    except NoReverseMatch:
+        return [
+            Warning(
+                "The chat's email pages (django_support_chat.mail.urls) are not in the "
+                "URLconf: chat emails go out without an unsubscribe link.",
+                hint='Include django_support_chat.urls, or add path("chat/email/", '
+                'include("django_support_chat.mail.urls")).',
+                id="support_chat.W012",
+            )
+        ]
+    except Exception:
+        return []  # a broken URLconf is Django's own check to report
+    return []

@@ -120,10 +120,41 @@ DEFAULTS: dict[str, Any] = {
     "PRESENCE_REDIS_MAX_CONNECTIONS": 50,
     # Prefix of the presence keys in Redis; give each site sharing one Redis its own.
     "PRESENCE_KEY_PREFIX": "support_chat:presence",
+    # Email to people who are not online (docs/notifications.md). Who gets one: customers
+    # for staff replies, the assignee for customer messages, every staff member for a
+    # customer message in an unassigned conversation while no staff member is online.
+    # "enabled": False turns email off entirely; "builtin_email": False keeps the rules and
+    # the notification_due signal but sends no email (a host's receivers send push or SMS).
+    "EMAIL_NOTIFICATIONS": {
+        "enabled": True,
+        "customer_replies": True,
+        "assigned_staff": True,
+        "unassigned_to_all_staff": True,
+        "builtin_email": True,
+    },
+    # Seconds after a message before its email may go out; at most one email per
+    # conversation and recipient per this many seconds.
+    "EMAIL_DELAY": 120,
+    # Sender address; None means DEFAULT_FROM_EMAIL.
+    "EMAIL_FROM": None,
+    # Templates of the email (also overridable by a template of the same name).
+    "EMAIL_TEMPLATES": {
+        "subject": "support_chat/email/subject.txt",
+        "text": "support_chat/email/message.txt",
+        "html": "support_chat/email/message.html",
+    },
+    # Scheme and host that make the email's links absolute ("https://example.com"); None:
+    # the current django.contrib.sites Site over https, when that app is installed.
+    "EMAIL_BASE_URL": None,
+    # Where a customer's email links to (path or absolute URL); "#support-chat" is added,
+    # which makes the widget open its panel.
+    "EMAIL_CUSTOMER_URL": "/",
+    # Alias in TASKS of the backend the email tasks are enqueued on.
+    "EMAIL_TASK_BACKEND": "default",
 }
 
 # Settings whose value must be a dict, merged key by key with the default.
-_NESTED = ("THROTTLE_RATES", "WIDGET_TEXTS")
+_NESTED = ("THROTTLE_RATES", "WIDGET_TEXTS", "EMAIL_NOTIFICATIONS", "EMAIL_TEMPLATES")
 # Settings holding dotted paths, imported on first access.
 _IMPORT_STRINGS = (
     "STAFF_PREDICATE",

@@ -270,3 +270,85 @@ class NotificationPreference(models.Model):
         """The user's preferences; an unsaved instance with the defaults when none are stored."""
         found = cls.objects.filter(user_id=user.pk).first()
         return found if found is not None else cls(user_id=user.pk)
+
+
+class EmailNotification(models.Model):
+    """One email to one person about one conversation: the idempotency key of the send.
+
+    While ``pending`` it is the "email this person at ``due_at`` if they still have not
+    read" promise, at most one per (conversation, recipient) (a partial unique
+    constraint), so later messages join it instead of scheduling more mail. The sender
+    claims it with ``SELECT … FOR UPDATE SKIP LOCKED`` and marks it ``sent`` (or
+    ``skipped`` with a reason) in the transaction that sends, so several workers, retries
+    and the safety-net command send it exactly once.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SENT = "sent", _("Sent")
+        SKIPPED = "skipped", _("Skipped")
+
+    class Reason(models.TextChoices):
+        NONE = "", _("None")
+        READ = "read", _("Already read")
+        ONLINE = "online", _("Recipient online")
+        STAFF_ONLINE = "staff_online", _("Staff online")
+        UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
+        NO_EMAIL = "no_email", _("No email address")
+        NOT_ASSIGNED = "not_assigned", _("No longer assigned")
+        NOT_STAFF = "not_staff", _("No longer staff")
+        INACTIVE = "inactive", _("Inactive user")
+        DISABLED = "disabled", _("Email turned off")
+        NO_BASE_URL = "no_base_url", _("No base URL")
+        HANDED_OFF = "handed_off", _("Left to the host's signal receivers")
+        FAILED = "failed", _("Sending failed too often")
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="email_notifications"
+    )
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="support_email_notifications",
+    )
+    # The side the recipient reads for: its read watermark decides "still unread".
+    recipient_side = models.CharField(max_length=10, choices=Side.choices)
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    reason = models.CharField(max_length=20, choices=Reason.choices, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    # Not sent before this time (message time + EMAIL_DELAY).
+    due_at = models.DateTimeField()
+    processed_at = models.DateTimeField(null=True, blank=True)
+    # The newest message the email covered; the next email starts after it.
+    last_message_id = models.BigIntegerField(default=0)
+    message_count = models.PositiveIntegerField(default=0)
+    # The Message-ID header used: later emails to the same person about the same
+    # conversation reply to it (In-Reply-To, References), so mail clients thread them.
+    message_id_header = models.CharField(max_length=255, blank=True, default="")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        verbose_name = _("email notification")
+        verbose_name_plural = _("email notifications")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "recipient"],
+                condition=models.Q(status="pending"),
+                name="sc_email_one_pending",
+            ),
+        ]
+        indexes = [
+            # The safety-net command: pending rows that are due.
+            models.Index(
+                fields=["due_at"], name="sc_email_pending_due", condition=models.Q(status="pending")
+            ),
+            # The thread of earlier emails to one recipient about one conversation.
+            models.Index(fields=["conversation", "recipient", "-id"], name="sc_email_thread"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Email to {self.recipient} about #{self.conversation_id} ({self.status})"

@@ -9,7 +9,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.contrib.auth.signals import user_logged_out
 
-from . import events, tokens
+from . import events, notifications, signals, tokens
 
 logger = logging.getLogger("django_support_chat.realtime")
 
@@ -32,5 +32,11 @@ def close_sockets_on_logout(sender: Any, request: Any, user: Any, **kwargs: Any)
         logger.exception("Could not close the sockets of user %s on logout", user.pk)
 
 
+def schedule_email(sender: Any, message: Any, conversation: Any, **kwargs: Any) -> None:
+    """After a message is committed: pending emails for whoever it should reach."""
+    notifications.schedule_for_message(message, conversation)
+
+
 def connect() -> None:
+    signals.message_created.connect(schedule_email, dispatch_uid="support_chat_email")
     user_logged_out.connect(close_sockets_on_logout, dispatch_uid="support_chat_logout")

@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 
 from . import events, names, roles, signals
 from .exceptions import ConversationClosed, PermissionDenied, ValidationError
-from .models import AuditEntry, Conversation, Message, Notification, Side
+from .models import AuditEntry, Conversation, Message, Notification, NotificationPreference, Side
 from .payloads import conversation_data, message_data, notification_data
 from .text import clean_text
 
@@ -333,6 +333,29 @@ def mark_notifications_read(user: Any, ids: Any = None) -> int:
     if ids is not None:
         unread = unread.filter(pk__in=list(ids))
     return unread.update(read_at=timezone.now())
+
+
+PREFERENCE_FIELDS = ("email", "sound", "desktop")
+
+
+def update_notification_preferences(user: Any, **changes: bool) -> NotificationPreference:
+    """Store ``user``'s notification choices (``email``, ``sound``, ``desktop``); the
+    others keep their value. Creates the row on the first change."""
+    unknown = set(changes) - set(PREFERENCE_FIELDS)
+    if unknown:
+        raise ValidationError({name: [_("Unknown preference.")] for name in sorted(unknown)})
+    for name, value in changes.items():
+        if not isinstance(value, bool):
+            raise ValidationError({name: [_("Must be true or false.")]})
+    with transaction.atomic():
+        preference, _created = NotificationPreference.objects.select_for_update().get_or_create(
+            user_id=user.pk, defaults=changes
+        )
+        if not _created and changes:
+            for name, value in changes.items():
+                setattr(preference, name, value)
+            preference.save(update_fields=[*changes, "updated_at"])
+    return preference
 
 
 def _newest_id(conversation: Conversation) -> int:

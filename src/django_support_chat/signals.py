@@ -14,3 +14,9 @@ conversation_assigned = Signal()
 conversation_closed = Signal()
 #: ``conversation``, ``actor``
 conversation_reopened = Signal()
+#: ``recipient``, ``conversation``, ``messages`` (the unread messages covered, oldest
+#: first), ``channel`` (``"email"``), ``notification`` (the ``EmailNotification`` row).
+#: Sent after commit when the rules say "tell this person now": the person is not online
+#: and has not read the messages after ``EMAIL_DELAY``. Connect to it to send push or
+#: SMS; ``EMAIL_NOTIFICATIONS["builtin_email"] = False`` leaves it to your receivers.
+notification_due = Signal()

@@ -3,9 +3,10 @@
     path("", include("django_support_chat.urls")),
     path("admin/", admin.site.urls),
 
-This serves the REST API at ``api/chat/`` and the staff inbox at ``admin/chat/``. For
-other prefixes include the two parts yourself: ``django_support_chat.api.urls`` and
-``django_support_chat.inbox.urls``.
+This serves the REST API at ``api/chat/``, the staff inbox at ``admin/chat/`` and the
+pages the emails link to (unsubscribe) at ``chat/email/``. For other prefixes include the
+parts yourself: ``django_support_chat.api.urls``, ``django_support_chat.inbox.urls`` and
+``django_support_chat.mail.urls``.
 """
 
 from __future__ import annotations
@@ -15,4 +16,5 @@ from django.urls import include, path
 urlpatterns = [
     path("api/chat/", include("django_support_chat.api.urls")),
     path("admin/chat/", include("django_support_chat.inbox.urls")),
+    path("chat/email/", include("django_support_chat.mail.urls")),
 ]

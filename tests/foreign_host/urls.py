@@ -18,5 +18,7 @@ urlpatterns = [
     path("api/chat/", include("django_support_chat.api.urls")),  # support-chat: step 3
     # support-chat: step 3 (the staff inbox inside the back office, before the admin)
     path("backoffice/support/", include("django_support_chat.inbox.urls")),
+    # support-chat: step 3 (the unsubscribe page the chat's emails link to)
+    path("support-mail/", include("django_support_chat.mail.urls")),
     path("backoffice/", admin.site.urls),
 ]

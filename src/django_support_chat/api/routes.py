@@ -26,6 +26,11 @@ urlpatterns = [
         name="notification-unread-count",
     ),
     path("notifications/read", views.NotificationReadView.as_view(), name="notification-read"),
+    path(
+        "notifications/preferences/",
+        views.NotificationPreferencesView.as_view(),
+        name="notification-preferences",
+    ),
     path("inbox/", views.InboxView.as_view(), name="inbox"),
     path("ws-token", views.WebSocketTokenView.as_view(), name="ws-token"),
 ]

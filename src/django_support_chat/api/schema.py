@@ -67,6 +67,16 @@ class ChatAutoSchema(AutoSchema):
         # Only for serializers without a component_name (every chat serializer has one).
         return _prefixed(super().get_serializer_name(serializer, direction), COMPONENT_PREFIX)
 
+    def _get_serializer_name(
+        self, serializer: Any, direction: Any, *args: Any, **kwargs: Any
+    ) -> str:
+        # PATCH bodies are named "Patched<name>": keep the prefix in front.
+        name: str = super()._get_serializer_name(serializer, direction, *args, **kwargs)
+        patched = "Patched" + COMPONENT_PREFIX
+        if name.startswith(patched):
+            name = COMPONENT_PREFIX + "Patched" + name.removeprefix(patched)
+        return name
+
     def _resolve_path_parameters(self, variables: list[str]) -> list[dict[str, Any]]:
         parameters = super()._resolve_path_parameters(variables)
         for parameter in parameters:

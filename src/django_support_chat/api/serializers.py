@@ -157,6 +157,51 @@ class NotificationReadSerializer(serializers.Serializer):
         return attrs
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """JSON ``true`` or ``false`` only: DRF would also take "yes", "on", 1 and the like."""
+
+    default_error_messages = {"invalid": _("Must be true or false.")}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+_PREFERENCE_HELP = {
+    "email": "Email about messages left unread while away (customers: staff replies; staff: "
+    "customer messages).",
+    "sound": "Staff inbox: a sound for new activity.",
+    "desktop": "Staff inbox: desktop notifications while the tab is hidden.",
+}
+
+
+@extend_schema_serializer(component_name="SupportChatNotificationPreferences")
+class NotificationPreferencesSerializer(serializers.Serializer):
+    """The caller's notification choices (defaults until they change one)."""
+
+    email = StrictBooleanField(help_text=_PREFERENCE_HELP["email"])
+    sound = StrictBooleanField(help_text=_PREFERENCE_HELP["sound"])
+    desktop = StrictBooleanField(help_text=_PREFERENCE_HELP["desktop"])
+
+
+@extend_schema_serializer(component_name="SupportChatNotificationPreferencesUpdate")
+class NotificationPreferencesUpdateSerializer(serializers.Serializer):
+    """Any of the three; the others keep their value. Unknown keys are refused."""
+
+    email = StrictBooleanField(required=False, help_text=_PREFERENCE_HELP["email"])
+    sound = StrictBooleanField(required=False, help_text=_PREFERENCE_HELP["sound"])
+    desktop = StrictBooleanField(required=False, help_text=_PREFERENCE_HELP["desktop"])
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(self.initial_data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError(
+                {name: [_("Unknown preference.")] for name in unknown}
+            )
+        return attrs
+
+
 class InboxQuerySerializer(serializers.Serializer):
     # allow_blank: an empty parameter (``?search=``) means "not set", as DRF reads every
     # optional query parameter; the schema must not say minLength 1.

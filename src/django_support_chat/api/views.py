@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from .. import roles, services, tokens
 from ..conf import chat_settings
 from ..exceptions import ChatError
-from ..models import Conversation, Message, Notification, Side
+from ..models import Conversation, Message, Notification, NotificationPreference, Side
 from ..queries import filter_inbox
 from .metadata import ChatMetadata
 from .pagination import (
@@ -42,6 +42,8 @@ from .serializers import (
     MessagePageSerializer,
     MessageSerializer,
     NotificationPageSerializer,
+    NotificationPreferencesSerializer,
+    NotificationPreferencesUpdateSerializer,
     NotificationReadResultSerializer,
     NotificationReadSerializer,
     NotificationSerializer,
@@ -309,6 +311,43 @@ class NotificationReadView(ChatAPIView):
         marked = services.mark_notifications_read(request.user, ids)
         unread = _unread_notifications(request.user).count()
         return Response({"marked": marked, "unread_count": unread})
+
+
+def _preferences_data(preference: NotificationPreference) -> dict[str, bool]:
+    return {name: getattr(preference, name) for name in services.PREFERENCE_FIELDS}
+
+
+class NotificationPreferencesView(ChatAPIView):
+    """The caller's own notification choices: ``email``, ``sound``, ``desktop``."""
+
+    @document(
+        operation_id="notifications_preferences_retrieve",
+        responses={200: NotificationPreferencesSerializer, **errors()},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(_preferences_data(NotificationPreference.for_user(request.user)))
+
+    @document(
+        operation_id="notifications_preferences_partial_update",
+        request=NotificationPreferencesUpdateSerializer,
+        responses={
+            200: NotificationPreferencesSerializer,
+            **errors(
+                400,
+                415,
+                body=True,
+                e400="A value that is not `true` or `false`, an unknown key, or a body "
+                "that is not a JSON object (or `detail` when it is not valid JSON).",
+            ),
+        },
+    )
+    def patch(self, request: Request) -> Response:
+        incoming = NotificationPreferencesUpdateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        preference = services.update_notification_preferences(
+            request.user, **incoming.validated_data
+        )
+        return Response(_preferences_data(preference))
 
 
 class InboxView(ChatAPIView):

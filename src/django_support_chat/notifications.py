@@ -1,0 +1,483 @@
+"""Email to people who are not online: who gets one, when, and sending it exactly once.
+
+After a message is committed, ``schedule_for_message`` makes sure each recipient it should
+reach has one pending ``EmailNotification`` due ``EMAIL_DELAY`` seconds later (a later
+message joins the pending one: one email covers every unread message since the last).
+On commit a task is enqueued for the due time (``tasks.send_email_notification``);
+``support_chat_send_notifications`` sends whatever is due when a backend cannot defer or
+a task was lost.
+
+``deliver`` decides at send time, under a row lock taken with ``SKIP LOCKED``: nothing
+before ``due_at``; nothing if the recipient has read the messages, is online (presence),
+has turned email off, has no address, or is no longer the right staff member. The row
+becomes ``sent`` in the transaction that sends, so concurrent workers and retries send
+one email. See docs/notifications.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from asgiref.sync import async_to_sync
+from django.apps import apps
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core import signing
+from django.core.mail import EmailMultiAlternatives
+from django.core.mail.message import make_msgid
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+
+from . import compat, names, presence, roles, signals
+from .conf import chat_settings
+from .models import Conversation, EmailNotification, Message, NotificationPreference, Side
+from .services import staff_users
+
+logger = logging.getLogger("django_support_chat.notifications")
+
+UNSUBSCRIBE_SALT = "django_support_chat.unsubscribe"
+CUSTOMER_FRAGMENT = "#support-chat"
+# Sending failures before a row is given up (status skipped, reason failed).
+MAX_ATTEMPTS = 5
+
+Status = EmailNotification.Status
+Reason = EmailNotification.Reason
+
+
+def email_settings() -> dict[str, Any]:
+    return chat_settings.EMAIL_NOTIFICATIONS  # type: ignore[no-any-return]
+
+
+def email_enabled() -> bool:
+    return bool(email_settings().get("enabled", True))
+
+
+# --- scheduling ------------------------------------------------------------------------------
+
+
+def recipients_for(message: Message, conversation: Conversation) -> list[tuple[Any, Side]]:
+    """Who a new message may email, with the side each reads for (the rules of the issue)."""
+    rules = email_settings()
+    if message.sender_side == Side.STAFF:
+        if not rules.get("customer_replies", True):
+            return []
+        return [(conversation.customer, Side.USER)]
+    if conversation.assigned_to_id is not None:
+        if not rules.get("assigned_staff", True):
+            return []
+        return [(conversation.assigned_to, Side.STAFF)]
+    if not rules.get("unassigned_to_all_staff", True):
+        return []
+    return [(user, Side.STAFF) for user in staff_users() if user.pk != message.sender_id]
+
+
+def schedule_for_message(message: Message, conversation: Conversation) -> list[EmailNotification]:
+    """Make sure each recipient of ``message`` has a pending email; returns the new rows.
+
+    Called after the message is committed (the ``message_created`` receiver). An existing
+    pending row is left as it is: its email will cover this message too, and its due time
+    keeps the "one email per delay window" rule.
+    """
+    if not email_enabled():
+        return []
+    due_at = timezone.now() + timedelta(seconds=chat_settings.EMAIL_DELAY)
+    created = []
+    for recipient, side in recipients_for(message, conversation):
+        row = _create_pending(conversation, recipient, side, due_at)
+        if row is not None:
+            created.append(row)
+    return created
+
+
+def _create_pending(
+    conversation: Conversation, recipient: Any, side: Side, due_at: Any
+) -> EmailNotification | None:
+    if EmailNotification.objects.filter(
+        conversation=conversation, recipient_id=recipient.pk, status=Status.PENDING
+    ).exists():
+        return None
+    try:
+        with transaction.atomic():
+            row = EmailNotification.objects.create(
+                conversation=conversation,
+                recipient_id=recipient.pk,
+                recipient_side=side,
+                due_at=due_at,
+            )
+            transaction.on_commit(lambda: enqueue(row), robust=True)
+    except IntegrityError:
+        # A concurrent message created it first (the partial unique constraint).
+        return None
+    return row
+
+
+def enqueue(row: EmailNotification) -> bool:
+    """Enqueue the send for ``row.due_at`` if the backend can defer; never raises.
+
+    Without deferral (ImmediateBackend would run it at once, too early) the row waits for
+    ``support_chat_send_notifications``; so does a row whose enqueue failed.
+    """
+    if not compat.TASKS_AVAILABLE:
+        return False
+    from . import tasks
+
+    try:
+        backend = compat.task_backends[chat_settings.EMAIL_TASK_BACKEND]
+        if not backend.supports_defer:
+            return False
+        tasks.send_email_notification.using(
+            backend=chat_settings.EMAIL_TASK_BACKEND, run_after=row.due_at
+        ).enqueue(row.pk)
+    except Exception:
+        logger.exception(
+            "Could not enqueue email notification %s; support_chat_send_notifications will send it",
+            row.pk,
+        )
+        return False
+    return True
+
+
+# --- sending ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What ``deliver`` did with a row: ``"sent"``, ``"skipped"`` (with ``reason``),
+    ``"early"`` (not due yet), ``"gone"`` (not pending, or locked by another worker) or
+    ``"error"`` (sending failed; the row stays pending for a retry)."""
+
+    result: str
+    reason: str = ""
+    row: EmailNotification | None = None
+
+
+def deliver(pk: int) -> Outcome:
+    """Send (or skip) pending email ``pk`` if it is due. Safe to call any number of times
+    from any number of processes at once: one of them sends, the others find it gone."""
+    with transaction.atomic():
+        row = (
+            EmailNotification.objects.select_for_update(skip_locked=True)
+            .select_related("conversation", "recipient")
+            .filter(pk=pk, status=Status.PENDING)
+            .first()
+        )
+        if row is None:
+            return Outcome("gone")
+        if row.due_at > timezone.now():
+            outcome = Outcome("early", row=row)
+        else:
+            outcome = _decide_and_send(row)
+    if outcome.result == "early" or (outcome.result == "error" and outcome.row is not None):
+        # A task that ran before the due time (clock skew), or a retry after a failure:
+        # wait for the due time again (or for the command).
+        enqueue(outcome.row)  # type: ignore[arg-type]
+    return outcome
+
+
+def send_due(limit: int | None = None) -> dict[str, int]:
+    """Deliver every pending row that is due (the management command); counts by result."""
+    due = EmailNotification.objects.filter(status=Status.PENDING, due_at__lte=timezone.now())
+    ids = list(due.order_by("due_at", "pk").values_list("pk", flat=True)[:limit])
+    counts: dict[str, int] = {}
+    for pk in ids:
+        outcome = deliver(pk)
+        key = outcome.result if outcome.result != "skipped" else f"skipped:{outcome.reason}"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _finish(row: EmailNotification, status: str, reason: str = "", **fields: Any) -> None:
+    row.status = status
+    row.reason = reason
+    row.processed_at = timezone.now()
+    for name, value in fields.items():
+        setattr(row, name, value)
+    row.save()
+
+
+def _skip(row: EmailNotification, reason: str) -> Outcome:
+    _finish(row, Status.SKIPPED, reason)
+    log = logger.warning if reason in (Reason.NO_EMAIL, Reason.NO_BASE_URL) else logger.info
+    log(
+        "Email notification %s to user %s about conversation %s skipped: %s",
+        row.pk,
+        row.recipient_id,
+        row.conversation_id,
+        reason,
+    )
+    return Outcome("skipped", reason, row)
+
+
+def unread_messages(row: EmailNotification) -> list[Message]:
+    """The messages this email covers: the other side's, newer than both the recipient's
+    read watermark and the last email sent to them about this conversation."""
+    conversation = row.conversation
+    side = Side(row.recipient_side)
+    read_id = conversation.user_read_id if side == Side.USER else conversation.staff_read_id
+    last_sent = previous_emails(row).values_list("last_message_id", flat=True).first() or 0
+    return list(
+        Message.objects.filter(
+            conversation=conversation,
+            sender_side=side.other,
+            id__gt=max(read_id, last_sent),
+        )
+        .select_related("sender")
+        .order_by("id")
+    )
+
+
+def previous_emails(row: EmailNotification) -> Any:
+    """Earlier emails sent to the same recipient about the same conversation, newest first."""
+    return EmailNotification.objects.filter(
+        conversation_id=row.conversation_id,
+        recipient_id=row.recipient_id,
+        status=Status.SENT,
+    ).order_by("-id")
+
+
+def email_address(user: Any) -> str:
+    field = getattr(get_user_model(), "EMAIL_FIELD", None) or ""
+    if not field:
+        return ""
+    try:
+        value = getattr(user, field, "")
+    except Exception:
+        return ""
+    return str(value or "").strip()
+
+
+def _online(row: EmailNotification) -> str:
+    """The presence reason to skip, or "" when the recipient is not online."""
+    store = presence.get_presence_store()
+    try:
+        if row.recipient_id in async_to_sync(store.online)([row.recipient_id]):
+            return Reason.ONLINE
+        if (
+            row.recipient_side == Side.STAFF
+            and row.conversation.assigned_to_id is None
+            and async_to_sync(store.staff_online)()
+        ):
+            return Reason.STAFF_ONLINE
+    except Exception:
+        # Presence unknown (Redis away): better an email too many than none.
+        logger.warning("Presence unavailable; email notification %s goes out", row.pk)
+    return ""
+
+
+def _rules_reason(row: EmailNotification) -> str:
+    recipient = row.recipient
+    if not email_enabled():
+        return Reason.DISABLED
+    if not getattr(recipient, "is_active", True):
+        return Reason.INACTIVE
+    if row.recipient_side == Side.STAFF:
+        if not roles.is_staff(recipient):
+            return Reason.NOT_STAFF
+        assignee = row.conversation.assigned_to_id
+        if assignee is not None and assignee != recipient.pk:
+            return Reason.NOT_ASSIGNED
+    if not NotificationPreference.for_user(recipient).email:
+        return Reason.UNSUBSCRIBED
+    return ""
+
+
+def _decide_and_send(row: EmailNotification) -> Outcome:
+    # The conversation as it is now (watermarks moved since the row was loaded? it was
+    # loaded in this transaction, but refresh to be sure on every database).
+    row.conversation.refresh_from_db()
+    reason = _rules_reason(row)
+    if reason:
+        return _skip(row, reason)
+    messages = unread_messages(row)
+    if not messages:
+        return _skip(row, Reason.READ)
+    reason = _online(row)
+    if reason:
+        return _skip(row, reason)
+    builtin = bool(email_settings().get("builtin_email", True))
+    address = email_address(row.recipient)
+    if builtin and not address:
+        return _skip(row, Reason.NO_EMAIL)
+    base = base_url()
+    if builtin and not base:
+        return _skip(row, Reason.NO_BASE_URL)
+    last_id = messages[-1].pk
+    if builtin:
+        try:
+            header = _send_email(row, messages, address, base)
+        except Exception as exc:
+            return _failed(row, exc)
+        _finish(
+            row,
+            Status.SENT,
+            last_message_id=last_id,
+            message_count=len(messages),
+            message_id_header=header,
+        )
+    else:
+        _finish(
+            row,
+            Status.SENT,
+            Reason.HANDED_OFF,
+            last_message_id=last_id,
+            message_count=len(messages),
+        )
+    _signal_on_commit(row, messages)
+    return Outcome("sent", row.reason, row)
+
+
+def _failed(row: EmailNotification, exc: Exception) -> Outcome:
+    logger.exception("Sending email notification %s failed", row.pk)
+    row.attempts += 1
+    row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+    if row.attempts >= MAX_ATTEMPTS:
+        _finish(row, Status.SKIPPED, Reason.FAILED)
+        return Outcome("skipped", Reason.FAILED, row)
+    # Try again later, backing off; the row stays pending.
+    row.due_at = timezone.now() + timedelta(seconds=60 * row.attempts)
+    row.save(update_fields=["attempts", "last_error", "due_at"])
+    return Outcome("error", row=row)
+
+
+def _signal_on_commit(row: EmailNotification, messages: list[Message]) -> None:
+    def send() -> None:
+        for receiver, result in signals.notification_due.send_robust(
+            sender=EmailNotification,
+            recipient=row.recipient,
+            conversation=row.conversation,
+            messages=messages,
+            channel="email",
+            notification=row,
+        ):
+            if isinstance(result, Exception):
+                logger.error("notification_due receiver %r failed", receiver, exc_info=result)
+
+    transaction.on_commit(send, robust=True)
+
+
+# --- the email -------------------------------------------------------------------------------
+
+
+def base_url() -> str:
+    """Scheme and host for absolute links: EMAIL_BASE_URL, else the current Site."""
+    configured = chat_settings.EMAIL_BASE_URL
+    if configured:
+        return str(configured).rstrip("/")
+    if apps.is_installed("django.contrib.sites"):
+        try:
+            from django.contrib.sites.models import Site
+
+            domain = Site.objects.get_current().domain
+        except Exception:
+            logger.exception("No current Site for the email links")
+            return ""
+        if domain:
+            return domain.rstrip("/") if "://" in domain else f"https://{domain}"
+    return ""
+
+
+def absolute(base: str, path: str) -> str:
+    return urljoin(base + "/", path)
+
+
+def unsubscribe_token(user: Any) -> str:
+    return signing.dumps({"u": str(user.pk)}, salt=UNSUBSCRIBE_SALT, compress=True)
+
+
+def user_from_token(token: str) -> Any | None:
+    """The user a token was made for, or None for a forged, damaged or stale token."""
+    try:
+        data = signing.loads(token, salt=UNSUBSCRIBE_SALT)
+    except signing.BadSignature:
+        return None
+    if not isinstance(data, dict) or "u" not in data:
+        return None
+    User = get_user_model()
+    try:
+        return User._default_manager.filter(pk=data["u"]).first()
+    except (ValueError, TypeError):
+        return None
+
+
+def unsubscribe_url(user: Any, base: str) -> str:
+    try:
+        path = reverse("support_chat_mail:unsubscribe", args=[unsubscribe_token(user)])
+    except NoReverseMatch:
+        return ""
+    return absolute(base, path)
+
+
+def conversation_url(row: EmailNotification, base: str) -> str:
+    if row.recipient_side == Side.USER:
+        return absolute(base, str(chat_settings.EMAIL_CUSTOMER_URL)) + CUSTOMER_FRAGMENT
+    try:
+        return absolute(
+            base, reverse("support_chat_inbox:conversation", args=[row.conversation_id])
+        )
+    except NoReverseMatch:
+        return absolute(base, "/")
+
+
+def sender_name(message: Message, recipient_side: str) -> str:
+    """Staff are named to customers by ``names.staff_name`` (never a login or email)."""
+    if message.sender_side == Side.STAFF:
+        return names.staff_name(message.sender) if message.sender else names.team_name()
+    if message.sender is None:
+        return ""
+    return names.customer_name(message.sender)
+
+
+def _send_email(row: EmailNotification, messages: list[Message], address: str, base: str) -> str:
+    templates = chat_settings.EMAIL_TEMPLATES
+    domain = urlsplit(base).hostname or "localhost"
+    header = make_msgid("support-chat", domain=domain)
+    previous = list(previous_emails(row).values_list("message_id_header", flat=True)[:20])
+    previous = [value for value in previous if value]
+    recipient = row.recipient
+    context = {
+        "recipient_name": (
+            names.customer_name(recipient)
+            if row.recipient_side == Side.USER
+            else names.staff_name(recipient)
+        ),
+        "for_staff": row.recipient_side == Side.STAFF,
+        "conversation": row.conversation,
+        "customer_name": names.customer_name(row.conversation.customer),
+        "messages": [
+            {
+                "text": message.text,
+                "sender": sender_name(message, row.recipient_side),
+                "at": message.created_at,
+            }
+            for message in messages
+        ],
+        "count": len(messages),
+        "url": conversation_url(row, base),
+        "unsubscribe_url": unsubscribe_url(recipient, base),
+        "team_name": names.team_name(),
+    }
+    subject = " ".join(render_to_string(templates["subject"], context).split())
+    headers = {"Message-ID": header}
+    if previous:
+        # Oldest first in References; the newest is the one this replies to.
+        headers["In-Reply-To"] = previous[0]
+        headers["References"] = " ".join(reversed(previous))
+    if context["unsubscribe_url"]:
+        headers["List-Unsubscribe"] = f"<{context['unsubscribe_url']}>"
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    email = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string(templates["text"], context),
+        from_email=chat_settings.EMAIL_FROM or settings.DEFAULT_FROM_EMAIL,
+        to=[address],
+        headers=headers,
+    )
+    email.attach_alternative(render_to_string(templates["html"], context), "text/html")
+    email.send()
+    return header
