@@ -92,6 +92,9 @@ DEFAULTS: dict[str, Any] = {
         "loading": _("Loading…"),
         "load_error": _("Could not load the messages."),
         "try_again": _("Try again"),
+        # The toast for a staff reply while the panel is hidden ({name}: the sender's name).
+        "new_reply_from": _("New reply from {name}"),
+        "dismiss": _("Dismiss"),
     },
     # Distance of the floating button from the viewport edge (CSS lengths).
     "WIDGET_OFFSET_DESKTOP": "20px",

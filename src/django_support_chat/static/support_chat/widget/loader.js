@@ -53,7 +53,10 @@
         onFrame: ({ data }) => {
           if ("unread_user_count" in data && data.conversation_id == cfg.conversation) {
             setBadge(data.unread_user_count);
-            if (data.unread_user_count) load().catch(noop);
+            if (data.unread_user_count) {
+              root.scNew = data.message; // the panel toasts it: its own socket misses it
+              load().catch(noop);
+            }
           }
         },
       });
@@ -74,6 +77,10 @@
 
   const state = stored("sessionStorage", "support-chat:" + cfg.user) || {};
   const queued = stored("localStorage", "support-chat:queue:" + cfg.user) || [];
-  if (state.s == "open" || state.s == "min" || cfg.unread > 0 || queued.length) load().catch(noop);
+  // Email links end in #support-chat: open, and drop it so a reload does not.
+  if (location.hash == "#support-chat") {
+    history.replaceState(history.state, "", location.pathname + location.search);
+    load().then((chat) => chat.open(), noop);
+  } else if (state.s == "open" || state.s == "min" || cfg.unread > 0 || queued.length) load().catch(noop);
   else watch();
 })();

@@ -23,6 +23,8 @@
   var NEAR_BOTTOM = 48; // px: "at the bottom" for auto-scroll and read receipts
   var GROUP_GAP = 5 * 60 * 1000; // same sender within 5 minutes: one group
   var SEND_TIMEOUT = 15000; // ms without an answer before a send counts as failed
+  var TOAST_TIME = 8000; // ms a toast stays (paused while hovered or focused)
+  var SNIPPET = 80; // characters of a reply shown in its toast
 
   // -- small helpers -------------------------------------------------------------------
 
@@ -251,7 +253,43 @@
     ]);
     // Screen readers hear each incoming message once, here, not the whole log re-rendering.
     var announcer = h("div", { class: "visually-hidden", "aria-live": "polite" });
-    root.append(panel, announcer);
+
+    // The toast beside the launcher, for a staff reply while the panel is hidden. Its live
+    // region stays in the DOM (to be announced) and holds text only.
+    var toastName = h("strong", { class: "scw-toast-name" });
+    var toastText = h("span", { class: "scw-toast-text" });
+    var toastTimer = null;
+    var toastId = 0; // the message last shown: never twice
+    var toastBox = h("div", {
+      class: "scw-toast toast show",
+      hidden: true,
+      onpointerenter: holdToast,
+      onpointerleave: releaseToast,
+      onfocusin: holdToast,
+      onfocusout: releaseToast,
+      onkeydown: function (event) {
+        if (event.key === "Escape") hideToast();
+      },
+    }, [
+      h("div", { class: "scw-toast-live", role: "status", "aria-live": "polite" }, [
+        h("button", {
+          type: "button",
+          class: "scw-toast-open toast-body",
+          onclick: function () {
+            hideToast();
+            open(true);
+          },
+        }, [toastName, toastText]),
+      ]),
+      h("button", {
+        type: "button",
+        class: "scw-icon-btn",
+        "aria-label": T.dismiss,
+        title: T.dismiss,
+        onclick: hideToast,
+      }, [icon("times")]),
+    ]);
+    root.append(panel, announcer, toastBox);
     button.setAttribute("aria-controls", panel.id);
 
     // -- storage -----------------------------------------------------------------------
@@ -430,6 +468,7 @@
         // The panel was never opened: opening loads the newest page anyway. Keep only
         // what receipts need.
         messages.forEach(noteSupportMessage);
+        if (live) messages.forEach(showToast);
         reportDelivered();
         return;
       }
@@ -469,10 +508,12 @@
         }
         tail.forEach(function (message) {
           if (isOwn(message)) return;
+          showToast(message); // live or through sync (a frame may come after its sync)
           if (!(stick && isOpen)) newCount++;
           if (live) {
             hideTyping();
-            announce(((message.sender && message.sender.name) || T.title) + ": " + message.text);
+            // Closed or minimized, the toast announces it instead.
+            if (isOpen) announce(((message.sender && message.sender.name) || T.title) + ": " + message.text);
           }
         });
         updateNewBadge();
@@ -994,10 +1035,48 @@
       }
     }
 
+    // -- toast ---------------------------------------------------------------------------
+
+    // Only staff replies in this conversation that the user does not see in the panel.
+    function showToast(message) {
+      if (isOpen || !message || isOwn(message) || message.conversation !== convId || message.id === toastId) return;
+      toastId = message.id;
+      var chars = Array.from(message.text.replace(/\s+/g, " ").trim()); // code points, not halves
+      var name = (message.sender && message.sender.name) || T.title;
+      toastBox.hidden = false; // visible before the text changes, so it is announced
+      root.classList.add("scw-toasting");
+      toastName.textContent = T.new_reply_from.replace("{name}", name);
+      toastText.textContent = chars.length > SNIPPET ? chars.slice(0, SNIPPET - 1).join("") + "…" : chars.join("");
+      releaseToast();
+    }
+
+    function hideToast() {
+      clearTimeout(toastTimer);
+      if (toastBox.hidden) return;
+      var focused = toastBox.contains(document.activeElement);
+      toastBox.hidden = true;
+      root.classList.remove("scw-toasting");
+      if (focused) button.focus(); // not lost to <body>
+    }
+
+    function holdToast() {
+      clearTimeout(toastTimer);
+    }
+
+    // (Re)start the auto-hide, unless the pointer or the focus is still on the toast.
+    function releaseToast(event) {
+      var type = event && event.type;
+      var focus = type === "focusout" ? event.relatedTarget : document.activeElement;
+      if ((type !== "pointerleave" && toastBox.matches(":hover")) || toastBox.contains(focus)) return;
+      clearTimeout(toastTimer);
+      toastTimer = setTimeout(hideToast, TOAST_TIME);
+    }
+
     // -- open / close ----------------------------------------------------------------------
 
     var hideTimer = null;
     function open(focus, instant) {
+      hideToast();
       if (!isOpen) {
         isOpen = true;
         session({ s: "open" });
@@ -1061,12 +1140,15 @@
     }
 
     var state = session();
+    var arrived = root.scNew; // the reply that made the loader load us (its socket, not ours)
+    root.scNew = null;
     textarea.value = state.draft || "";
     setOnline(false);
     updateNewBadge();
     renderPending();
     if (state.s === "open") open(false, true); // restore across pages, without stealing focus
     else start();
+    if (arrived) showToast(arrived);
 
     return {
       open: function () { open(true); },
