@@ -249,8 +249,9 @@ def test_list_query_count_does_not_grow_with_conversations(staff, db, url):
     assert Conversation.objects.count() == 500
     at_500 = count_queries(client, url)
     assert at_10 == at_500, (at_10, at_500)
-    # session + user + staff for the assignment menus + one page of conversations
-    assert at_500 <= 5
+    # session + user + staff for the assignment menus + one page of conversations, and on
+    # the page the alerts' state: the staff member's preferences + the unread counts
+    assert at_500 <= (4 if url.startswith("/admin/chat/rows/") else 6)
 
 
 def test_open_conversation_query_count_is_constant(staff, db):
@@ -265,4 +266,4 @@ def test_open_conversation_query_count_is_constant(staff, db):
     services.mark_read(first, staff)
     at_500 = count_queries(client, f"/admin/chat/{first.pk}/")
     assert at_10 == at_500, (at_10, at_500)
-    assert at_500 <= 7
+    assert at_500 <= 8  # 6, and the alerts' state (preferences, unread counts)

@@ -581,7 +581,8 @@ class TestEvents:
             return event["data"]["unread_user_count"], event["data"]["unread_staff_count"]
 
         # The counters ride on message:new, to the lobby and the conversation's sockets
-        # (the customer's badge among them): a send publishes no unread:update.
+        # (the customer's badge among them): a send publishes no unread:update. The
+        # customer's own sockets hear only of the notification a staff reply writes.
         expected = [(customer, (0, 1)), (staff, (1, 0)), (customer, (0, 1))]
         for sender, after in expected:
             with django_capture_on_commit_callbacks(execute=True):
@@ -591,7 +592,12 @@ class TestEvents:
                 assert new["type"] == events.MESSAGE_NEW
                 assert new["data"]["message"]["id"] == message.pk
                 assert counts(new) == after
-            assert channel_layer.drain(user_channel) == []
+            told = channel_layer.drain(user_channel)
+            if sender == staff:
+                assert [e["type"] for e in told] == [events.NOTIFICATION_NEW]
+                assert told[0]["data"]["message_id"] == message.pk
+            else:
+                assert told == []
 
     def test_nothing_published_when_transaction_rolls_back(
         self, conversation, customer, channel_layer, django_capture_on_commit_callbacks
