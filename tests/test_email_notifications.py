@@ -369,6 +369,18 @@ class TestTheEmail:
         assert "Nina Helper" in message.body
         assert "Support (" in message.body  # the nameless one is the team
 
+    def test_plain_text_parts_are_not_html_escaped(self, say, deliver, mailoutbox, staff):
+        customer = UserFactory(customer=True, first_name="Seán", last_name="O'Brien & Co")
+        conversation = ConversationFactory(customer=customer)
+        services.assign(conversation, staff, staff)
+        say(conversation, customer, 'Is "5 < 6" true?')
+        deliver(make_due(pending(staff)))
+        [message] = mailoutbox
+        assert message.subject == "New message from Seán O'Brien & Co"
+        assert "Seán O'Brien & Co" in message.body
+        assert 'Is "5 < 6" true?' in message.body
+        assert "O&#x27;Brien &amp; Co" in html_part(message)
+
     def test_absolute_links(self, conversation, customer, staff, say, deliver, mailoutbox):
         say(conversation, staff, "reply")
         deliver(make_due(pending(customer)))

@@ -87,6 +87,38 @@ def test_many_workers_at_once_send_exactly_one_email(mailoutbox):
     assert row.status == "sent"
 
 
+def test_a_send_in_progress_on_the_conversation_does_not_hold_the_email_back(mailoutbox):
+    """The claim locks the email row only: a conversation locked by a concurrent send
+    (send_message holds its row lock) neither blocks the email nor makes SKIP LOCKED
+    pass over it."""
+    from django.db import transaction
+
+    from django_support_chat.models import Conversation
+
+    _customer, row = reply_to_customer()
+    make_due(row)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_conversation() -> None:
+        try:
+            with transaction.atomic():
+                Conversation.objects.select_for_update().get(pk=row.conversation_id)
+                locked.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_conversation)
+    holder.start()
+    try:
+        assert locked.wait(30)
+        assert notifications.deliver(row.pk).result == "sent"
+    finally:
+        release.set()
+        holder.join(30)
+    assert len(mailoutbox) == 1
+
+
 class ThreadWorker:
     """django-tasks-db's own Worker loop, in a thread of this process (shares locmem)."""
 

@@ -161,8 +161,10 @@ def deliver(pk: int) -> Outcome:
     """Send (or skip) pending email ``pk`` if it is due. Safe to call any number of times
     from any number of processes at once: one of them sends, the others find it gone."""
     with transaction.atomic():
+        # Lock this row only (of=self): locking the joined conversation too would stall
+        # sends to it while the email goes out, and SKIP LOCKED would then skip the row.
         row = (
-            EmailNotification.objects.select_for_update(skip_locked=True)
+            EmailNotification.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("conversation", "recipient")
             .filter(pk=pk, status=Status.PENDING)
             .first()
@@ -288,9 +290,6 @@ def _rules_reason(row: EmailNotification) -> str:
 
 
 def _decide_and_send(row: EmailNotification) -> Outcome:
-    # The conversation as it is now (watermarks moved since the row was loaded? it was
-    # loaded in this transaction, but refresh to be sure on every database).
-    row.conversation.refresh_from_db()
     reason = _rules_reason(row)
     if reason:
         return _skip(row, reason)
