@@ -760,7 +760,7 @@
 
   var paneRequests = []; // the XMLHttpRequest of each pane request in flight
   var headerFetch = null; // AbortController of our own header refresh in flight
-  var headerStale = false;
+  var headerSkipped = false; // a header response was not swapped in: fetch it again
   var lastUpdate = null; // the newest conversation:updated payload of the open conversation
 
   function isPaneRequest(detail) {
@@ -777,9 +777,9 @@
     if (!root || !xhr || !isPaneRequest(detail)) return;
     paneRequests.push(xhr);
     if (headerFetch) {
-      headerFetch.abort();
+      headerFetch.abort(); // redone afterwards if the header still differs (recheckHeader)
       headerFetch = null;
-      headerStale = true;
+      headerSkipped = true;
     }
     // loadend follows htmx's load handler, which has done the swaps (and fires on
     // errors and aborts too); htmx:afterRequest would not bubble from a detached element.
@@ -802,7 +802,7 @@
     });
     if (!others.length) return;
     detail.shouldSwap = false;
-    headerStale = true;
+    headerSkipped = true;
     header.dataset.refresh = "deferred";
   }
 
@@ -815,11 +815,12 @@
     if (!root || paneRequests.length || headerFetch) return;
     var header = $("#sc-pane-header", root);
     if (!header) {
-      headerStale = false;
+      headerSkipped = false;
       return;
     }
-    if (lastUpdate && lastUpdate.id === openId() && !headerMatches(header, lastUpdate)) headerStale = true;
-    if (headerStale) refreshHeader();
+    var behind = lastUpdate && lastUpdate.id === openId() && !headerMatches(header, lastUpdate);
+    if (headerSkipped || behind) refreshHeader();
+    else delete header.dataset.refresh;
   }
 
   /* Re-render the header from the server (someone else changed the conversation). */
@@ -827,12 +828,11 @@
     var header = $("#sc-pane-header", root);
     if (!header) return;
     if (paneRequests.length) {
-      headerStale = true;
-      header.dataset.refresh = "deferred";
+      header.dataset.refresh = "deferred"; // recheckHeader runs it when they are done
       return;
     }
     if (headerFetch) headerFetch.abort();
-    headerStale = false;
+    headerSkipped = false;
     var id = openId();
     var controller = new AbortController();
     headerFetch = controller;
@@ -868,7 +868,10 @@
         if (p) queryPresence([Number(p.dataset.customerId)]);
       })
       .catch(function () {
-        if (headerFetch === controller) headerFetch = null;
+        if (headerFetch !== controller) return; // abandoned: recheckHeader redoes it
+        headerFetch = null;
+        var current = $("#sc-pane-header", root);
+        if (current) delete current.dataset.refresh;
       });
   }
 
@@ -882,7 +885,6 @@
     var header = $("#sc-pane-header", root);
     if (!header || headerMatches(header, conversation)) return;
     // Changed by someone else: re-render the header (assignee, switch, actions).
-    headerStale = true;
     refreshHeader();
   }
 
@@ -1120,6 +1122,8 @@
   function onToastClick(event) {
     var toast = event.target.closest && event.target.closest(".sc-toast");
     if (!toast) return;
+    // Ctrl/Cmd/Shift-click on the name: the browser opens the link elsewhere.
+    if (event.target.closest("a[href]") && (event.ctrlKey || event.metaKey || event.shiftKey)) return;
     event.preventDefault();
     if (!event.target.closest(".sc-toast-close")) openConversation(Number(toast.dataset.conversationId));
     removeToast(toast);
@@ -1166,7 +1170,9 @@
       headers: { "X-CSRFToken": csrfToken(), "HX-Request": "true" },
     })
       .then(function (response) {
-        if (!response.ok || response.headers.get("HX-Redirect")) throw new Error(String(response.status));
+        var redirect = response.headers.get("HX-Redirect");
+        if (redirect) location.href = redirect; // signed out meanwhile
+        if (!response.ok || redirect) throw new Error(String(response.status));
         return response.json();
       })
       .then(function (saved) {
