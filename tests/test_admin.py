@@ -143,3 +143,22 @@ def test_close_and_reopen_actions_go_through_services(
     admin_client.post(changelist, {"action": "reopen_conversations", "_selected_action": [talk.pk]})
     assert state(talk)["status"] == "open"
     assert AuditEntry.objects.filter(action="reopen").count() == 1
+
+
+def test_email_notifications_are_listed_read_only(
+    admin_client, talk, customer, staff, django_capture_on_commit_callbacks
+):
+    from django_support_chat.models import EmailNotification
+
+    with django_capture_on_commit_callbacks(execute=True):
+        send(talk, staff, "more")
+    row = EmailNotification.objects.get(recipient=customer)
+    listing = admin_client.get(f"{ADMIN}/emailnotification/?status=pending")
+    assert listing.status_code == 200
+    assert f"/emailnotification/{row.pk}/change/" in listing.content.decode()
+    page = admin_client.get(f"{ADMIN}/emailnotification/{row.pk}/change/")
+    assert page.status_code == 200
+    assert admin_client.post(f"{ADMIN}/emailnotification/{row.pk}/change/", {}).status_code == 403
+    assert admin_client.get(f"{ADMIN}/emailnotification/add/").status_code == 403
+    row.refresh_from_db()
+    assert row.status == "pending"

@@ -169,6 +169,41 @@ class TestDelay:
         assert deliver(make_due(pending(customer))).result == "sent"
         assert len(mailoutbox) == 1
 
+    @pytest.mark.redis
+    def test_online_on_another_worker_through_redis(
+        self, settings, conversation, customer, staff, say, deliver, mailoutbox
+    ):
+        """With Redis presence the sender sees sockets of every process: here a socket
+        registered in Redis directly, as another worker's consumer would."""
+        from tests.realtime.conftest import redis_url
+
+        settings.SUPPORT_CHAT = {
+            **EMAIL_SETTINGS,
+            "PRESENCE_REDIS_URL": redis_url(),
+            "PRESENCE_KEY_PREFIX": f"test-email-{uuid.uuid4().hex[:8]}",
+        }
+        other_worker = presence.RedisPresenceStore(redis_url(), max_connections=2)
+
+        def on_other_worker(method: Any, *args: Any) -> None:
+            async def call() -> None:
+                try:
+                    await method(*args)
+                finally:
+                    await other_worker.aclose()
+
+            async_to_sync(call)()
+
+        assert isinstance(presence.get_presence_store(), presence.RedisPresenceStore)
+        say(conversation, staff, "answer")
+        conn = uuid.uuid4().hex
+        on_other_worker(other_worker.connect, customer.pk, conn, False)
+        outcome = deliver(make_due(pending(customer)))
+        assert (outcome.result, outcome.reason) == ("skipped", "online")
+        on_other_worker(other_worker.disconnect, customer.pk, conn, False)
+        say(conversation, staff, "second answer")
+        assert deliver(make_due(pending(customer))).result == "sent"
+        assert len(mailoutbox) == 1
+
     def test_email_off_entirely(self, settings, conversation, customer, staff, say):
         settings.SUPPORT_CHAT = {**EMAIL_SETTINGS, "EMAIL_NOTIFICATIONS": {"enabled": False}}
         say(conversation, staff)

@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy
 
 from . import names, services
 from .exceptions import ChatError
-from .models import AuditEntry, Conversation, Message, Notification
+from .models import AuditEntry, Conversation, EmailNotification, Message, Notification
 
 
 class MessageInline(admin.TabularInline):
@@ -146,6 +146,23 @@ class NotificationAdmin(admin.ModelAdmin):
     list_display = ["id", "user", "type", "created_at", "read_at"]
     list_filter = ["type", "read_at"]
     raw_id_fields = ["user"]
+
+
+@admin.register(EmailNotification)
+class EmailNotificationAdmin(admin.ModelAdmin):
+    """Read-only: what was emailed, skipped (and why) or is still pending. The sender
+    claims rows under a lock; an admin save could race it."""
+
+    list_display = ["id", "recipient", "conversation", "status", "reason", "due_at", "processed_at"]
+    list_filter = ["status", "reason", "recipient_side"]
+    list_select_related = ["recipient", "conversation"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(AuditEntry)

@@ -256,20 +256,25 @@ def email_address(user: Any) -> str:
 
 def _online(row: EmailNotification) -> str:
     """The presence reason to skip, or "" when the recipient is not online."""
-    store = presence.get_presence_store()
+    everyone = row.recipient_side == Side.STAFF and row.conversation.assigned_to_id is None
+
+    async def ask() -> str:
+        store = presence.get_presence_store()
+        try:
+            if row.recipient_id in await store.online([row.recipient_id]):
+                return Reason.ONLINE
+            if everyone and await store.staff_online():
+                return Reason.STAFF_ONLINE
+            return ""
+        finally:
+            await store.aclose()  # this loop ends with the call
+
     try:
-        if row.recipient_id in async_to_sync(store.online)([row.recipient_id]):
-            return Reason.ONLINE
-        if (
-            row.recipient_side == Side.STAFF
-            and row.conversation.assigned_to_id is None
-            and async_to_sync(store.staff_online)()
-        ):
-            return Reason.STAFF_ONLINE
+        return async_to_sync(ask)()
     except Exception:
         # Presence unknown (Redis away): better an email too many than none.
         logger.warning("Presence unavailable; email notification %s goes out", row.pk)
-    return ""
+        return ""
 
 
 def _rules_reason(row: EmailNotification) -> str:

@@ -73,6 +73,10 @@ class PresenceStore:
         """The user's live connections on every worker (``WS_MAX_SOCKETS_PER_USER``)."""
         raise NotImplementedError
 
+    async def aclose(self) -> None:
+        """Close the connections this event loop opened. For sync callers that run one
+        loop per call (``async_to_sync`` in a task worker), which would leave them open."""
+
 
 class MemoryPresenceStore(PresenceStore):
     """Single-process store for development and the in-memory channel layer."""
@@ -232,6 +236,12 @@ class RedisPresenceStore(PresenceStore):
             client = aioredis.Redis(connection_pool=pool)
             self._clients[loop] = client
         return client
+
+    async def aclose(self) -> None:
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+            await client.connection_pool.disconnect()
 
     @staticmethod
     def _now() -> float:
