@@ -87,8 +87,13 @@ def connect(user: Any, staff: bool = False) -> str:
     return conn
 
 
+def raw(message: Any) -> bytes:
+    """The bytes Django's SMTP backend would send."""
+    return bytes(message.message(policy=email.policy.SMTP).as_bytes())
+
+
 def parsed(message: Any) -> Any:
-    return email.message_from_bytes(message.message().as_bytes(), policy=email.policy.default)
+    return email.message_from_bytes(raw(message), policy=email.policy.default)
 
 
 def header(message: Any, name: str) -> str | None:
@@ -530,6 +535,8 @@ class TestUnsubscribe:
         assert header(message, "List-Unsubscribe-Post") == "List-Unsubscribe=One-Click"
         link = unsubscribe_link(message)
         assert link.startswith(f"{BASE}/chat/email/unsubscribe/")
+        # On one line as a plain URL (never RFC 2047 encoded words, which hide it).
+        assert f"\r\nList-Unsubscribe: <{link}>\r\n".encode() in raw(message)
         assert link in message.body and link in html_part(message)
         path = link.removeprefix(BASE)
 

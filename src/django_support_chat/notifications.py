@@ -16,12 +16,14 @@ one email. See docs/notifications.md.
 
 from __future__ import annotations
 
+import email.policy
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import django
 from asgiref.sync import async_to_sync
 from django.apps import apps
 from django.conf import settings
@@ -437,6 +439,37 @@ def sender_name(message: Message, recipient_side: str) -> str:
     return names.customer_name(message.sender)
 
 
+# Headers written on one line, never folded. Python's email package would turn a long
+# List-Unsubscribe URL (no space to fold at) into RFC 2047 encoded words, which mail
+# clients do not read as a URL; RFC 5322 allows lines up to 998 characters.
+_ONE_LINE_HEADERS = {"list-unsubscribe"}
+
+
+class _OneLinePolicy(email.policy.EmailPolicy):
+    def fold(self, name: str, value: Any) -> str:
+        if name.lower() in _ONE_LINE_HEADERS:
+            return f"{name}: {value}{self.linesep}"
+        return super().fold(name, value)  # type: ignore[no-any-return]
+
+    def fold_binary(self, name: str, value: Any) -> bytes:
+        if name.lower() in _ONE_LINE_HEADERS:
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)  # type: ignore[no-any-return]
+
+
+class ChatEmail(EmailMultiAlternatives):
+    """The notification email: as Django's, with List-Unsubscribe kept on one line."""
+
+    def message(self, *args: Any, **kwargs: Any) -> Any:
+        if django.VERSION >= (6, 0):  # the email.message.EmailMessage API (policy=)
+            policy = kwargs.get("policy", email.policy.default)
+            if isinstance(policy, email.policy.EmailPolicy) and not isinstance(
+                policy, _OneLinePolicy
+            ):
+                kwargs["policy"] = _OneLinePolicy(**vars(policy))
+        return super().message(*args, **kwargs)
+
+
 def _send_email(row: EmailNotification, messages: list[Message], address: str, base: str) -> str:
     templates = chat_settings.EMAIL_TEMPLATES
     domain = urlsplit(base).hostname or "localhost"
@@ -475,13 +508,13 @@ def _send_email(row: EmailNotification, messages: list[Message], address: str, b
     if context["unsubscribe_url"]:
         headers["List-Unsubscribe"] = f"<{context['unsubscribe_url']}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    email = EmailMultiAlternatives(
+    message = ChatEmail(
         subject=subject,
         body=render_to_string(templates["text"], context),
         from_email=chat_settings.EMAIL_FROM or settings.DEFAULT_FROM_EMAIL,
         to=[address],
         headers=headers,
     )
-    email.attach_alternative(render_to_string(templates["html"], context), "text/html")
-    email.send()
+    message.attach_alternative(render_to_string(templates["html"], context), "text/html")
+    message.send()
     return header
