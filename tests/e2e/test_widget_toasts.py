@@ -131,11 +131,11 @@ def test_toast_for_a_staff_reply_while_closed_shows_name_and_snippet_as_text(
     expect(toast.locator(".scw-toast-text")).to_have_text(snippet)
     assert toast.locator("script, img").count() == 0
     assert "sam.lee" not in toast.inner_text()  # no login, no email
-    # Announced: a polite status region that holds the name and the snippet.
-    live = toast.locator("[role=status]")
-    expect(live).to_have_attribute("aria-live", "polite")
-    expect(live).to_contain_text(f"New reply from {name}")
-    expect(live).to_contain_text(snippet)
+    # Announced once, as text, by the widget's one polite live region (the panel's).
+    live = page.locator("#support-chat [aria-live=polite]")
+    expect(live).to_have_count(1)
+    expect(live).to_have_text(f"New reply from {name}: {snippet}")
+    assert live.locator("script, img, svg").count() == 0
     expect(page.locator(".support-chat-badge")).to_have_text("1 new")
     expect(page.locator(".scw-panel")).to_be_hidden()
     assert_beside_the_launcher(page, DESKTOP)
@@ -194,8 +194,8 @@ def test_no_toast_while_the_panel_is_open(new_context, make_user, live_url):
     # The toast would be shown by the same frame that renders the message.
     expect(page.locator(".scw-theirs .scw-text").last).to_have_text("Hi, how can I help?")
     expect(page.locator(TOAST)).to_be_hidden()
-    # Announced once, by the panel's own live region (the toast does it only when hidden).
-    expect(page.locator(".scw-panel ~ [aria-live=polite]")).to_contain_text(
+    # Announced as a message, not as a toast.
+    expect(page.locator("#support-chat [aria-live=polite]")).to_have_text(
         "Sam Lee: Hi, how can I help?"
     )
     staff.close()

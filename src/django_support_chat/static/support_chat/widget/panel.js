@@ -251,11 +251,11 @@
       ]),
       h("div", { class: "card-body p-0 scw-body" }, [log, banner, form]),
     ]);
-    // Screen readers hear each incoming message once, here, not the whole log re-rendering.
+    // Screen readers hear each incoming message once, here, not the whole log re-rendering
+    // (and the toast's text while the panel is hidden): the widget's one live region.
     var announcer = h("div", { class: "visually-hidden", "aria-live": "polite" });
 
-    // The toast beside the launcher, for a staff reply while the panel is hidden. Its live
-    // region stays in the DOM (to be announced) and holds text only.
+    // The toast beside the launcher, for a staff reply while the panel is hidden. Text only.
     var toastName = h("strong", { class: "scw-toast-name" });
     var toastText = h("span", { class: "scw-toast-text" });
     var toastTimer = null;
@@ -271,16 +271,14 @@
         if (event.key === "Escape") hideToast();
       },
     }, [
-      h("div", { class: "scw-toast-live", role: "status", "aria-live": "polite" }, [
-        h("button", {
-          type: "button",
-          class: "scw-toast-open toast-body",
-          onclick: function () {
-            hideToast();
-            open(true);
-          },
-        }, [toastName, toastText]),
-      ]),
+      h("button", {
+        type: "button",
+        class: "scw-toast-open toast-body",
+        onclick: function () {
+          hideToast();
+          open(true);
+        },
+      }, [toastName, toastText]),
       h("button", {
         type: "button",
         class: "scw-icon-btn",
@@ -508,13 +506,11 @@
         }
         tail.forEach(function (message) {
           if (isOwn(message)) return;
-          showToast(message); // live or through sync (a frame may come after its sync)
           if (!(stick && isOpen)) newCount++;
-          if (live) {
-            hideTyping();
-            // Closed or minimized, the toast announces it instead.
-            if (isOpen) announce(((message.sender && message.sender.name) || T.title) + ": " + message.text);
-          }
+          // Live or through sync: a message:new may come after the sync that brought it.
+          hideTyping();
+          if (isOpen) announce(((message.sender && message.sender.name) || T.title) + ": " + message.text);
+          else showToast(message); // which announces it
         });
         updateNewBadge();
         updateEmpty();
@@ -1043,10 +1039,11 @@
       toastId = message.id;
       var chars = Array.from(message.text.replace(/\s+/g, " ").trim()); // code points, not halves
       var name = (message.sender && message.sender.name) || T.title;
-      toastBox.hidden = false; // visible before the text changes, so it is announced
+      toastBox.hidden = false;
       root.classList.add("scw-toasting");
       toastName.textContent = T.new_reply_from.replace("{name}", name);
       toastText.textContent = chars.length > SNIPPET ? chars.slice(0, SNIPPET - 1).join("") + "…" : chars.join("");
+      announce(toastName.textContent + ": " + toastText.textContent);
       releaseToast();
     }
 
@@ -1148,7 +1145,8 @@
     renderPending();
     if (state.s === "open") open(false, true); // restore across pages, without stealing focus
     else start();
-    if (arrived) showToast(arrived);
+    // A moment later: the live region must be in the accessibility tree before it changes.
+    if (arrived) setTimeout(showToast, 100, arrived);
 
     return {
       open: function () { open(true); },
