@@ -11,11 +11,13 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
+import re
 import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import django
 import pytest
 from asgiref.sync import async_to_sync
 from django.core.management import call_command
@@ -31,6 +33,8 @@ from .factories import ConversationFactory, UserFactory, send
 pytestmark = pytest.mark.django_db
 
 BASE = "https://chat.example.org"
+TASKS_MODULE = "django.tasks" if django.VERSION >= (6, 0) else "django_tasks"
+IMMEDIATE_BACKEND = f"{TASKS_MODULE}.backends.immediate.ImmediateBackend"
 EMAIL_SETTINGS = {"EMAIL_BASE_URL": BASE}
 
 
@@ -89,7 +93,9 @@ def connect(user: Any, staff: bool = False) -> str:
 
 def raw(message: Any) -> bytes:
     """The bytes Django's SMTP backend would send."""
-    return bytes(message.message(policy=email.policy.SMTP).as_bytes())
+    if django.VERSION >= (6, 0):
+        return bytes(message.message(policy=email.policy.SMTP).as_bytes())
+    return bytes(message.message().as_bytes(linesep="\r\n"))
 
 
 def parsed(message: Any) -> Any:
@@ -225,9 +231,7 @@ class TestDelay:
 
 
 class TestBackendsThatCannotDefer:
-    @override_settings(
-        TASKS={"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
-    )
+    @override_settings(TASKS={"default": {"BACKEND": IMMEDIATE_BACKEND}})
     def test_immediate_backend_does_not_send_early_the_command_sends(
         self, conversation, customer, staff, say, mailoutbox
     ):
@@ -535,8 +539,13 @@ class TestUnsubscribe:
         assert header(message, "List-Unsubscribe-Post") == "List-Unsubscribe=One-Click"
         link = unsubscribe_link(message)
         assert link.startswith(f"{BASE}/chat/email/unsubscribe/")
-        # On one line as a plain URL (never RFC 2047 encoded words, which hide it).
-        assert f"\r\nList-Unsubscribe: <{link}>\r\n".encode() in raw(message)
+        # The plain URL (never RFC 2047 encoded words, which hide it; folding before it is
+        # fine, Django 5.2 does that).
+        head = raw(message).split(b"\r\n\r\n", 1)[0]
+        unfolded = re.sub(rb"\r\n[ \t]+", b" ", head) + b"\r\n"
+        assert re.search(
+            rb"\r\nList-Unsubscribe: +<" + re.escape(link.encode()) + rb">\r\n", unfolded
+        )
         assert link in message.body and link in html_part(message)
         path = link.removeprefix(BASE)
 

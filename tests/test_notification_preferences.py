@@ -10,6 +10,7 @@ from django.test import modify_settings, override_settings
 from django_support_chat.models import NotificationPreference
 
 from .conftest import API
+from .test_email_notifications import IMMEDIATE_BACKEND
 
 pytestmark = pytest.mark.django_db
 
@@ -95,7 +96,7 @@ EMAIL_CHECK_IDS = {
     "support_chat.W011",
     "support_chat.W012",
 }
-IMMEDIATE = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+IMMEDIATE = {"default": {"BACKEND": IMMEDIATE_BACKEND}}
 
 
 class TestChecks:

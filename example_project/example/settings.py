@@ -123,6 +123,8 @@ else:
 
 # Delayed jobs (the chat's emails to people who are not online) go through Django's tasks
 # framework; django-tasks-db keeps them in the database and `manage.py db_worker` runs them.
+if django.VERSION < (6, 0):
+    INSTALLED_APPS.insert(INSTALLED_APPS.index("django_tasks_db"), "django_tasks")  # backport
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "support@example.com")
 
