@@ -3,7 +3,9 @@
 #
 # Creates .venv (the newest Python 3.10-3.13 on the machine) if needed, installs `-e ".[example]"`, migrates the example
 # project's SQLite database, seeds the demo accounts and conversations (idempotent), and serves
-# HTTP + WebSockets with `manage.py runserver` (daphne's, ASGI) on 0.0.0.0:$PORT.
+# HTTP + WebSockets with `manage.py runserver` (daphne's, ASGI) on 0.0.0.0:$PORT, and the
+# tasks worker that sends the notification emails (`manage.py db_worker`, django-tasks-db;
+# the emails are printed to the console). Ctrl-C stops both.
 # Safe to re-run: existing data is kept and nothing is duplicated.
 #
 # The demo always uses its embedded defaults (SQLite file example_project/db.sqlite3, in-memory
@@ -25,6 +27,9 @@ unset DATABASE_URL REDIS_URL
 [[ -n "${DEMO_DATABASE_URL:-}" ]] && export DATABASE_URL="$DEMO_DATABASE_URL"
 [[ -n "${DEMO_REDIS_URL:-}" ]] && export REDIS_URL="$DEMO_REDIS_URL"
 export DJANGO_SETTINGS_MODULE=example.settings
+# Links in the emails point at this server; unread replies are emailed after 30 s, not 120.
+export SITE_URL="${SITE_URL:-http://127.0.0.1:$PORT}"
+export SUPPORT_CHAT_EMAIL_DELAY="${SUPPORT_CHAT_EMAIL_DELAY:-30}"
 
 cd "$REPO_ROOT/example_project"
 
@@ -52,8 +57,14 @@ cat <<EOF
     admin                 superuser
 
   Tip: log in as 'customer' in one browser and as 'staff' in a private window to chat live.
+  Email: a message its recipient has not read within ${SUPPORT_CHAT_EMAIL_DELAY} s, while they are
+  away, is emailed to them; the worker prints the email here (console email backend).
   Stop with Ctrl-C. Database: example_project/db.sqlite3 (delete it to start over).
 
 EOF
 
-exec python manage.py runserver "$HOST:$PORT"
+# The worker for delayed jobs (notification emails): stopped with the server.
+python manage.py db_worker --interval 1 &
+worker=$!
+trap 'kill "$worker" 2>/dev/null; wait "$worker" 2>/dev/null' EXIT
+python manage.py runserver "$HOST:$PORT"
