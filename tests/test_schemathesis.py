@@ -71,8 +71,8 @@ RUNS = [
 
 
 def test_every_operation_is_run():
-    assert len(OPERATIONS) == 14, sorted(OPERATIONS)
-    assert len(RUNS) == 25
+    assert len(OPERATIONS) == 16, sorted(OPERATIONS)
+    assert len(RUNS) == 28
 
 
 @pytest.fixture(autouse=True)
