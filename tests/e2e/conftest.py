@@ -37,9 +37,12 @@ CHROMIUM_ARGS = [
 ]
 
 
-def start_server(extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    """Start uvicorn serving the example project; return (process, base URL)."""
-    port = free_port()
+def start_server(
+    extra_env: dict[str, str] | None = None, port: int | None = None
+) -> tuple[subprocess.Popen, str]:
+    """Start uvicorn serving the example project (on ``port``, else a free one); return
+    (process, base URL)."""
+    port = port or free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "example.settings",
