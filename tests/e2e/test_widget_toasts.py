@@ -16,6 +16,7 @@ from playwright.sync_api import expect
 from django_support_chat import names
 
 from .test_widget_a11y import axe_script, axe_violations  # noqa: F401 (a fixture)
+from .test_widget_screenshots import shots_dir  # noqa: F401 (a fixture)
 from .widget_helpers import (
     StaffSocket,
     customer_conversation,
@@ -365,6 +366,25 @@ def test_toast_has_no_accessibility_violations(new_context, make_user, live_url,
     expect(page.locator(TOAST)).to_be_visible()
     page.wait_for_function("document.querySelector('.scw-toast').getAnimations().length === 0")
     assert axe_violations(page, axe_script) == []
+    staff.close()
+
+
+@pytest.mark.parametrize("device", ["desktop", "mobile"])
+def test_toast_screenshots(device, new_context, make_user, live_url, shots_dir):  # noqa: F811
+    """docs/screenshots/widget-<device>-toast.png (UPDATE_SCREENSHOTS=1 writes them)."""
+    viewport = DESKTOP if device == "desktop" else PHONE
+    user = make_user(f"casey_{device}", first_name="Casey")
+    staff_user = make_user(f"sam_{device}", first_name="Sam", last_name="Rivera", is_staff=True)
+    conversation = start_conversation(user, staff_user)
+    page = new_context(user, viewport=viewport).new_page()
+    frames = received_frames(page)
+    page.goto("/")
+    loader_listening(page, frames)
+    staff = StaffSocket(live_url, staff_user, conversation.pk)
+    staff.reply("Found it: the export was waiting for a permission. It is in your inbox now.")
+    expect(page.locator(TOAST)).to_be_visible()
+    page.mouse.move(10, 10)
+    page.screenshot(path=str(shots_dir / f"widget-{device}-toast.png"))
     staff.close()
 
 
