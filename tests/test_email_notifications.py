@@ -221,6 +221,42 @@ class TestDelay:
         assert not EmailNotification.objects.exists()
         assert not DBTaskResult.objects.exists()
 
+    def test_sender_address_is_a_setting(
+        self, settings, conversation, customer, staff, say, deliver, mailoutbox
+    ):
+        settings.SUPPORT_CHAT = {**EMAIL_SETTINGS, "EMAIL_FROM": "Chat <chat@example.org>"}
+        say(conversation, staff)
+        deliver(make_due(pending(customer)))
+        assert mailoutbox[0].from_email == "Chat <chat@example.org>"
+
+    @pytest.mark.parametrize("rule", ["assigned_staff", "unassigned_to_all_staff"])
+    def test_staff_rules_can_be_turned_off(
+        self, settings, conversation, customer, staff, say, rule
+    ):
+        settings.SUPPORT_CHAT = {**EMAIL_SETTINGS, "EMAIL_NOTIFICATIONS": {rule: False}}
+        if rule == "assigned_staff":
+            services.assign(conversation, staff, staff)
+        say(conversation, customer)
+        assert not EmailNotification.objects.exists()
+
+    def test_queries_per_customer_message_do_not_grow_with_the_staff(
+        self, conversation, customer, staff, say
+    ):
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        def queries_for(text: str) -> int:
+            with CaptureQueriesContext(connection) as captured:
+                say(conversation, customer, text)
+            return len(captured)
+
+        say(conversation, customer, "first")  # pending rows for the staff there are
+        few = queries_for("nothing new to schedule")
+        UserFactory.create_batch(5, staff=True)
+        say(conversation, customer, "five more rows")
+        assert EmailNotification.objects.count() == 6
+        assert queries_for("nothing new again") == few
+
     def test_customer_replies_can_be_turned_off(self, settings, conversation, staff, say):
         settings.SUPPORT_CHAT = {
             **EMAIL_SETTINGS,
@@ -490,6 +526,16 @@ class TestSkipped:
         make_due(pending(customer))
         call_command("support_chat_send_notifications")
         assert "skipped:no_email: 1" in capsys.readouterr().out
+
+    def test_no_longer_staff_or_inactive(
+        self, conversation, customer, staff, admin, say, deliver, mailoutbox
+    ):
+        say(conversation, customer, "hello?")
+        type(staff).objects.filter(pk=staff.pk).update(is_staff=False)
+        type(admin).objects.filter(pk=admin.pk).update(is_active=False)
+        reasons = {deliver(make_due(row)).reason for row in EmailNotification.objects.all()}
+        assert reasons == {"not_staff", "inactive"}
+        assert mailoutbox == []
 
     def test_unsubscribed_at_send_time(
         self, conversation, customer, staff, say, deliver, mailoutbox

@@ -89,8 +89,16 @@ def schedule_for_message(message: Message, conversation: Conversation) -> list[E
     if not email_enabled():
         return []
     due_at = timezone.now() + timedelta(seconds=chat_settings.EMAIL_DELAY)
+    # One query for who already has a pending email here (all staff: one row each).
+    waiting = set(
+        EmailNotification.objects.filter(
+            conversation=conversation, status=Status.PENDING
+        ).values_list("recipient_id", flat=True)
+    )
     created = []
     for recipient, side in recipients_for(message, conversation):
+        if recipient.pk in waiting:
+            continue
         row = _create_pending(conversation, recipient, side, due_at)
         if row is not None:
             created.append(row)
@@ -100,10 +108,6 @@ def schedule_for_message(message: Message, conversation: Conversation) -> list[E
 def _create_pending(
     conversation: Conversation, recipient: Any, side: Side, due_at: Any
 ) -> EmailNotification | None:
-    if EmailNotification.objects.filter(
-        conversation=conversation, recipient_id=recipient.pk, status=Status.PENDING
-    ).exists():
-        return None
     try:
         with transaction.atomic():
             row = EmailNotification.objects.create(
