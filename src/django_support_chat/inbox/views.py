@@ -394,7 +394,6 @@ def base_context(request: HttpRequest, state: InboxState) -> dict[str, Any]:
         "sc_user_id": request.user.pk,
         "sc_bulk_limit": BULK_LIMIT,
         "sc_js_texts": js_texts(),
-        "sc_alerts": alerts_context(request),
         "sc_urls": {
             "inbox": reverse("support_chat_inbox:inbox"),
             "rows": reverse("support_chat_inbox:rows"),
@@ -483,6 +482,7 @@ def inbox(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     context.update(list_context(request, state))
     if conversation is not None:
         context.update(pane_context(request, state, conversation, context["sc_staff_users"]))
+    context["sc_alerts"] = alerts_context(request)  # the whole page only, not its partials
     return _render(request, "support_chat/inbox/page.html", context)
 
 
