@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "django_htmx",  # support-chat: step 1
     "channels",  # support-chat: step 1
     "django_support_chat",  # support-chat: step 1
+    "django_tasks_db",  # support-chat: step 1 (a tasks backend for the delayed emails)
 ]
 
 MIDDLEWARE = [
@@ -94,8 +95,15 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
-# support-chat: step 2 (the inbox inside the host's own layout)
-SUPPORT_CHAT = {"INBOX_BASE_TEMPLATE": "host/base.html"}
+# support-chat: step 2 (the delayed emails; `manage.py db_worker` runs them)
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+SUPPORT_CHAT = {
+    # support-chat: step 2 (the inbox inside the host's own layout)
+    "INBOX_BASE_TEMPLATE": "host/base.html",
+    # support-chat: step 2 (absolute links in the emails)
+    "EMAIL_BASE_URL": "https://members.example.net",
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
