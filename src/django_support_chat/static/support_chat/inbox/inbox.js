@@ -1048,17 +1048,35 @@
     return toast;
   }
 
-  /* Never over the composer: on a short screen the oldest toasts go first. */
+  function overlaps(a, b) {
+    return a.bottom > b.top && a.top < b.bottom && a.right > b.left && a.left < b.right;
+  }
+
+  /* Never over the reply box or its send button: toasts that would reach it move to the
+     top of the viewport, and on a short screen the oldest ones go. */
   function fitToasts(box) {
+    box.classList.remove("sc-toasts-top");
     var form = composer();
-    if (!form || !form.offsetParent) return;
+    if (!form || !form.offsetParent || !box.children.length) return;
     var limit = form.getBoundingClientRect();
-    while (box.children.length > 1) {
-      var stack = box.getBoundingClientRect();
-      var overlaps = stack.bottom > limit.top && stack.top < limit.bottom && stack.right > limit.left && stack.left < limit.right;
-      if (!overlaps) return;
+    if (!overlaps(box.getBoundingClientRect(), limit)) return;
+    box.classList.add("sc-toasts-top");
+    while (box.children.length > 1 && overlaps(box.getBoundingClientRect(), limit)) {
       removeToast(box.lastElementChild);
     }
+  }
+
+  // The page can scroll or shrink under the fixed toasts (a host layout taller than the
+  // viewport): check again, once a frame at most.
+  var refitting = false;
+  function refitToasts() {
+    var box = toastBox();
+    if (refitting || !box || !box.children.length) return;
+    refitting = true;
+    requestAnimationFrame(function () {
+      refitting = false;
+      fitToasts(box);
+    });
   }
 
   /* One toast per conversation (the newest text replaces the older one), newest on top,
@@ -1435,6 +1453,8 @@
     });
     document.addEventListener("keydown", onKeydown);
     document.addEventListener("pointerdown", onFirstInteraction, { once: true, capture: true });
+    window.addEventListener("scroll", refitToasts, { passive: true });
+    window.addEventListener("resize", refitToasts);
     document.addEventListener("keydown", onFirstInteraction, { once: true, capture: true });
     document.addEventListener("visibilitychange", markSeen);
     window.addEventListener("focus", markSeen);
