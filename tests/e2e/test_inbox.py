@@ -256,3 +256,62 @@ def test_markup_from_a_customer_is_shown_as_text_and_runs_nothing(
     expect(link).to_have_attribute("href", "https://example.com/help")
     expect(link).to_have_attribute("rel", "nofollow noopener noreferrer")
     assert errors == []
+
+
+def test_a_reply_sent_before_the_previous_ones_answer_is_its_own_message(
+    new_context, staff, customer_user
+):
+    """Only the text that was sent leaves the box (nothing typed meanwhile is wiped), and
+    each reply leaves with its own client_id: one sent while the previous one is still on
+    its way (htmx queues it) is stored as a message of its own, not taken for a resend."""
+    conversation, _ = services.get_or_start_conversation(customer_user)
+    services.send_message(conversation, customer_user, "Hello?", uuid.uuid4())
+    page = new_context(staff).new_page()
+    errors = watch_errors(page)
+    open_inbox(page, f"/admin/chat/{conversation.pk}/")
+    wait_chat_connected(page)
+
+    held: list = []
+    hold = {"next": True}
+
+    def route(request_route):
+        if hold["next"]:
+            hold["next"] = False
+            held.append(request_route)
+        else:
+            request_route.continue_()
+
+    reply_url = re.compile(rf"/admin/chat/{conversation.pk}/reply/$")
+    page.route(reply_url, route)
+    box = page.locator("#sc-reply")
+    history = page.locator("#sc-history .sc-msg-staff")
+
+    # A draft typed while a reply is on its way stays in the box.
+    with page.expect_request(reply_url):
+        box.fill("First, held on the way")
+        box.press("Enter")
+    box.fill("Second, typed meanwhile")
+    held.pop().continue_()
+    expect(history.filter(has_text="First")).to_have_count(1)
+    expect(box).to_have_value("Second, typed meanwhile")
+
+    # Sent while the previous reply is held: queued by htmx, then sent as its own message.
+    hold["next"] = True
+    with page.expect_request(reply_url):
+        box.press("Enter")
+    box.fill("Third, sent at once")
+    box.press("Enter")
+    held.pop().continue_()
+    expect(history.filter(has_text="Second")).to_have_count(1)
+    expect(history.filter(has_text="Third")).to_have_count(1)
+    expect(box).to_have_value("")
+    page.unroute(reply_url)
+
+    replies = conversation.messages.filter(sender=staff)
+    assert sorted(replies.values_list("text", flat=True)) == [
+        "First, held on the way",
+        "Second, typed meanwhile",
+        "Third, sent at once",
+    ]
+    assert len(set(replies.values_list("client_id", flat=True))) == 3
+    assert errors == []

@@ -1363,17 +1363,35 @@
       var detail = event.detail || {};
       (detail.ids || []).forEach(refreshRow);
     });
+    // A reply gets a new client_id as soon as it leaves: one sent before the previous
+    // one's answer is another message, not a resend of it. A failed reply gets its id
+    // back if its text is still in the box, so sending it again stays idempotent.
+    document.body.addEventListener("htmx:configRequest", function (event) {
+      var elt = event.detail.elt;
+      if (!elt || elt.id !== "sc-composer") return;
+      var idInput = $('input[name="client_id"]', elt);
+      event.detail.scSent = { text: $("#sc-reply", elt).value, id: idInput.value };
+      idInput.value = window.SupportChatSocket.uuid();
+    });
     document.body.addEventListener("htmx:afterRequest", function (event) {
       var elt = event.detail.elt;
       var status = event.detail.xhr ? event.detail.xhr.status : 0;
-      if (elt && elt.id === "sc-composer" && status >= 200 && status < 300) {
+      if (elt && elt.id === "sc-composer") {
         var area = $("#sc-reply", elt);
-        area.value = "";
-        autoGrow(area);
-        $('input[name="client_id"]', elt).value = window.SupportChatSocket.uuid();
-        stopTyping();
-        scrollToBottom();
-        area.focus();
+        var sent = (event.detail.requestConfig || {}).scSent;
+        // Only what was sent leaves the box: text typed since then stays.
+        var unchanged = !!sent && area.value === sent.text;
+        if (status >= 200 && status < 300) {
+          if (unchanged) {
+            area.value = "";
+            autoGrow(area);
+            stopTyping();
+          }
+          scrollToBottom();
+          area.focus();
+        } else if (unchanged) {
+          $('input[name="client_id"]', elt).value = sent.id;
+        }
       }
       if (elt && elt.id === "sc-bulk" && status >= 200 && status < 300) {
         $all(".sc-row-check:checked", list()).forEach(function (box) {
