@@ -778,12 +778,6 @@ def preferences(request: HttpRequest) -> JsonResponse:
     if not form.is_valid():
         errors = {name: [str(m) for m in messages] for name, messages in form.errors.items()}
         return JsonResponse({"errors": errors}, status=400)
-    preference = NotificationPreference.for_user(request.user)
-    changed = [name for name, value in form.cleaned_data.items() if value is not None]
-    for name in changed:
-        setattr(preference, name, form.cleaned_data[name])
-    if preference.pk is None:
-        preference.save()
-    else:
-        preference.save(update_fields=[*changed, "updated_at"])
+    changes = {name: value for name, value in form.cleaned_data.items() if value is not None}
+    preference = services.update_notification_preferences(request.user, **changes)
     return JsonResponse({"sound": preference.sound, "desktop": preference.desktop})
