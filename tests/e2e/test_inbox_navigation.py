@@ -158,6 +158,37 @@ def test_filters_search_and_open_conversation_live_in_the_url(new_context, staff
     assert errors == []
 
 
+def test_a_search_typed_before_the_filters_answer_uses_the_new_filter(new_context, staff, three):
+    """List requests wait for each other (hx-sync on #sc-list): a search typed while the
+    filter's answer is still on its way goes after it, with the new filter, and the
+    filter's late answer never replaces the search's."""
+    _first, _second, third = three
+    page = new_context(staff).new_page()
+    errors = watch_errors(page)
+    open_inbox(page)
+    held = []
+    filter_url = re.compile(r"/admin/chat/\?filter=unread$")
+    page.route(filter_url, lambda route: held.append(route))
+    with page.expect_request(filter_url):
+        page.locator("#sc-filters").get_by_role("link", name="Unread").click()
+    searches: list[str] = []
+    page.on("request", lambda request: "q=parcel" in request.url and searches.append(request.url))
+    page.evaluate(
+        """() => document.getElementById("sc-search").addEventListener(
+            "htmx:trigger", () => { window.scSearchFired = true; })"""
+    )
+    page.locator("#sc-q").fill("parcel")
+    page.wait_for_function("window.scSearchFired === true")  # the search has fired
+    held.pop().continue_()
+    expect(page).to_have_url(re.compile(r"\?filter=unread&q=parcel$"))
+    assert len(searches) == 1 and "filter=unread" in searches[0], searches
+    expect(page.locator("#sc-filters a.active")).to_have_text("Unread")
+    expect(page.locator("#sc-list .sc-row")).to_have_count(1)
+    assert listed(page) == [third.pk]
+    page.unroute(filter_url)
+    assert errors == []
+
+
 def test_keyboard_shortcuts(new_context, staff, three):
     first, second, third = three
     page = new_context(staff).new_page()
