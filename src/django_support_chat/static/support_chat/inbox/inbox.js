@@ -43,6 +43,7 @@
   var typingTimer = null;
   var typingTimeout = 5;
   var rowSeq = {};
+  var listRequests = 0; // htmx requests sent for #sc-list (filters, search), see refreshList
   var texts = {};
 
   function $(selector, context) {
@@ -274,12 +275,15 @@
   /* Reload the first page of the list (after a reconnect: events may have been missed). */
   function refreshList() {
     var url = root.dataset.rowsUrl + stateQuery();
+    var issued = listRequests;
     fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
       .then(function (response) {
         return response.ok && !response.headers.get("HX-Redirect") ? response.text() : null;
       })
       .then(function (html) {
-        if (html === null) return;
+        // A filter or search sent meanwhile renders the list afresh, for the state the
+        // page now has: this older answer (maybe for another filter) must not replace it.
+        if (html === null || issued !== listRequests) return;
         var container = list();
         // Read the selection and focus now, not when the request left: rows checked while
         // it was in flight (right after the page loaded, say) stay checked.
@@ -774,6 +778,7 @@
   function onBeforeSend(event) {
     var detail = event.detail || {};
     var xhr = detail.xhr;
+    if (detail.target && detail.target.id === "sc-list") listRequests++;
     if (!root || !xhr || !isPaneRequest(detail)) return;
     paneRequests.push(xhr);
     if (headerFetch) {
