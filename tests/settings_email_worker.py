@@ -4,20 +4,10 @@ files to EMAIL_TEST_DIR, which the test reads (a subprocess cannot share locmem'
 
 import os
 
-import django
-
+from tests.servers import file_email_settings
 from tests.settings import *  # noqa: F403
 
-if django.VERSION >= (6, 1):
-    MAILERS = {
-        "default": {
-            "BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-            "OPTIONS": {"file_path": os.environ["EMAIL_TEST_DIR"]},
-        }
-    }
-else:
-    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
-    EMAIL_FILE_PATH = os.environ["EMAIL_TEST_DIR"]
+globals().update(file_email_settings(os.environ["EMAIL_TEST_DIR"]))
 
 SUPPORT_CHAT = {"EMAIL_BASE_URL": "https://worker.example.org"}
 LOGGING = {

@@ -4,16 +4,8 @@ EMAIL_TEST_DIR (the test reads them; the console would print them where nobody l
 
 import os
 
-import django
 from example.settings import *  # noqa: F403
 
-if django.VERSION >= (6, 1):
-    MAILERS = {
-        "default": {
-            "BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-            "OPTIONS": {"file_path": os.environ["EMAIL_TEST_DIR"]},
-        }
-    }
-else:
-    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
-    EMAIL_FILE_PATH = os.environ["EMAIL_TEST_DIR"]
+from tests.servers import file_email_settings
+
+globals().update(file_email_settings(os.environ["EMAIL_TEST_DIR"]))

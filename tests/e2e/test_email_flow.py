@@ -14,8 +14,7 @@ import os
 import re
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
@@ -28,22 +27,13 @@ from playwright.sync_api import expect
 from django_support_chat.models import EmailNotification, Message, Notification
 
 from ..servers import database_url, free_port
+from ..test_email_worker import wait_for
 from .conftest import ROOT, start_server, stop_server
 from .widget_helpers import customer_conversation, open_widget, send_from_widget, session_cookie
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 DELAY = 5  # seconds: SUPPORT_CHAT["EMAIL_DELAY"] of the server, instead of 120
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture
