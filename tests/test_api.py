@@ -428,6 +428,7 @@ class TestNotifications:
             "message_id": reply.pk,
             "created_at": received["created_at"],
             "read": False,
+            "emailed_at": None,
         }
         assert notification_unread(customer_api) == 2
 

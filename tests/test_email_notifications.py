@@ -25,9 +25,10 @@ from django.test import override_settings
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from django_support_chat import notifications, presence, services, signals
-from django_support_chat.models import EmailNotification, NotificationPreference, Side
+from django_support_chat import notifications, payloads, presence, services, signals
+from django_support_chat.models import EmailNotification, Notification, NotificationPreference, Side
 
+from .conftest import API
 from .factories import ConversationFactory, UserFactory, send
 
 pytestmark = pytest.mark.django_db
@@ -698,3 +699,116 @@ def test_other_conversation_is_independent(customer, staff, say, deliver, mailou
     for row in EmailNotification.objects.all():
         deliver(make_due(row))
     assert len(mailoutbox) == 2
+
+
+# --- the Notification rows the email covers ----------------------------------------------
+
+
+def received(user: Any, message: Any) -> Notification:
+    """``user``'s message_received notification of ``message``."""
+    return Notification.objects.get(
+        user=user, type="message_received", payload__message_id=message.pk
+    )
+
+
+class TestNotificationRows:
+    def test_a_sent_email_stamps_exactly_the_rows_it_covers(
+        self, conversation, customer, other_customer, staff, admin, say, deliver, mailoutbox
+    ):
+        services.assign(conversation, admin, staff)  # staff's assignment row, same chat
+        first = say(conversation, staff, "First reply")
+        second = say(conversation, staff, "Second reply")
+        third = say(conversation, staff, "Third reply")
+        services.mark_notifications_read(customer, [received(customer, first).pk])
+        read_at = received(customer, first).read_at
+        elsewhere = ConversationFactory(customer=other_customer)
+        other = say(elsewhere, staff, "Elsewhere")
+        row = pending(customer)
+
+        assert deliver(make_due(row)).result == "sent"
+        later = say(conversation, staff, "After the email")
+
+        row.refresh_from_db()
+        [message] = mailoutbox
+        # The dismissed notification's message is left out of the batch.
+        assert "First reply" not in message.body
+        assert "Second reply" in message.body and "Third reply" in message.body
+        assert (row.message_count, row.last_message_id) == (2, third.pk)
+        assert received(customer, second).emailed_at == row.processed_at
+        assert received(customer, third).emailed_at == row.processed_at
+        # Read rows, rows of messages after the batch and other users' rows stay.
+        assert (received(customer, first).emailed_at, received(customer, first).read_at) == (
+            None,
+            read_at,
+        )
+        assert received(customer, later).emailed_at is None
+        assert received(other_customer, other).emailed_at is None
+        assert Notification.objects.get(user=staff, type="assignment").emailed_at is None
+        assert Notification.objects.filter(emailed_at__isnull=False).count() == 2
+
+    def test_the_assignee_rows_are_stamped(
+        self, conversation, customer, staff, admin, say, deliver, mailoutbox
+    ):
+        services.assign(conversation, admin, staff)
+        message = say(conversation, customer, "Help please")
+        row = pending(staff)
+        deliver(make_due(row))
+        assert len(mailoutbox) == 1
+        row.refresh_from_db()
+        assert received(staff, message).emailed_at == row.processed_at
+
+    def test_all_notifications_read_no_email(
+        self, conversation, customer, staff, say, deliver, mailoutbox
+    ):
+        say(conversation, staff, "a")
+        say(conversation, staff, "b")
+        services.mark_notifications_read(customer)  # the watermark does not move
+        outcome = deliver(make_due(pending(customer)))
+        assert (outcome.result, outcome.reason) == ("skipped", "read")
+        assert mailoutbox == []
+
+    def test_a_skipped_or_failed_email_stamps_nothing(
+        self, settings, store, conversation, customer, staff, say, deliver, mailoutbox
+    ):
+        message = say(conversation, staff, "reply")
+        connect(customer)
+        assert deliver(make_due(pending(customer))).reason == "online"
+        store.clear()
+        say(conversation, staff, "again")
+        services.update_notification_preferences(customer, email=False)
+        assert deliver(make_due(pending(customer))).reason == "unsubscribed"
+        services.update_notification_preferences(customer, email=True)
+        say(conversation, staff, "and again")
+        settings.SUPPORT_CHAT = {
+            **EMAIL_SETTINGS,
+            "EMAIL_TEMPLATES": {"subject": "email_tests/missing.txt"},
+        }
+        assert deliver(make_due(pending(customer))).result == "error"
+        assert mailoutbox == []
+        assert received(customer, message).emailed_at is None
+        assert not Notification.objects.filter(emailed_at__isnull=False).exists()
+
+    def test_handed_off_to_receivers_stamps_too(
+        self, settings, conversation, customer, staff, say, deliver, mailoutbox
+    ):
+        settings.SUPPORT_CHAT = {**EMAIL_SETTINGS, "EMAIL_NOTIFICATIONS": {"builtin_email": False}}
+        message = say(conversation, staff, "a")
+        row = pending(customer)
+        assert deliver(make_due(row)).reason == "handed_off"
+        row.refresh_from_db()
+        assert received(customer, message).emailed_at == row.processed_at
+
+    def test_rest_shows_emailed_at(
+        self, client, conversation, customer, staff, say, deliver, mailoutbox
+    ):
+        message = say(conversation, staff, "reply")
+        row = pending(customer)
+        client.force_login(customer)
+        [before] = client.get(f"{API}notifications/").json()["results"]
+        assert before["emailed_at"] is None
+        deliver(make_due(row))
+        row.refresh_from_db()
+        [after] = client.get(f"{API}notifications/").json()["results"]
+        assert after["id"] == received(customer, message).pk
+        assert after["emailed_at"] == payloads.timestamp(row.processed_at)
+        assert after == payloads.notification_data(received(customer, message))

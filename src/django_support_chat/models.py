@@ -190,6 +190,8 @@ class Notification(models.Model):
     payload = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     read_at = models.DateTimeField(null=True, blank=True)
+    #: When an email covering it went out (message_received only; see notifications.py).
+    emailed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("notification")

@@ -11,7 +11,8 @@ a task was lost.
 before ``due_at``; nothing if the recipient has read the messages, is online (presence),
 has turned email off, has no address, or is no longer the right staff member. The row
 becomes ``sent`` in the transaction that sends, so concurrent workers and retries send
-one email. See docs/notifications.md.
+one email; the same transaction stamps ``emailed_at`` on the recipient's
+``message_received`` notifications of the messages it covers. See docs/notifications.md.
 """
 
 from __future__ import annotations
@@ -38,7 +39,14 @@ from django.utils import timezone
 
 from . import compat, names, presence, roles, signals
 from .conf import chat_settings
-from .models import Conversation, EmailNotification, Message, NotificationPreference, Side
+from .models import (
+    Conversation,
+    EmailNotification,
+    Message,
+    Notification,
+    NotificationPreference,
+    Side,
+)
 from .services import staff_users
 
 logger = logging.getLogger("django_support_chat.notifications")
@@ -224,12 +232,13 @@ def _skip(row: EmailNotification, reason: str) -> Outcome:
 
 def unread_messages(row: EmailNotification) -> list[Message]:
     """The messages this email covers: the other side's, newer than both the recipient's
-    read watermark and the last email sent to them about this conversation."""
+    read watermark and the last email sent to them about this conversation, less those
+    whose notification the recipient has read (dismissed without opening the chat)."""
     conversation = row.conversation
     side = Side(row.recipient_side)
     read_id = conversation.user_read_id if side == Side.USER else conversation.staff_read_id
     last_sent = previous_emails(row).values_list("last_message_id", flat=True).first() or 0
-    return list(
+    messages = list(
         Message.objects.filter(
             conversation=conversation,
             sender_side=side.other,
@@ -238,6 +247,33 @@ def unread_messages(row: EmailNotification) -> list[Message]:
         .select_related("sender")
         .order_by("id")
     )
+    if not messages:
+        return messages
+    read = set(
+        _message_notifications(row, messages)
+        .filter(read_at__isnull=False)
+        .values_list("payload__message_id", flat=True)
+    )
+    return [message for message in messages if message.pk not in read]
+
+
+def _message_notifications(row: EmailNotification, messages: list[Message]) -> Any:
+    """The recipient's ``message_received`` notifications of these messages (services._notify
+    keeps the conversation and message ids in the payload)."""
+    return Notification.objects.filter(
+        user_id=row.recipient_id,
+        type=Notification.Type.MESSAGE_RECEIVED,
+        payload__conversation_id=row.conversation_id,
+        payload__message_id__in=[message.pk for message in messages],
+    )
+
+
+def _stamp_notifications(row: EmailNotification, messages: list[Message]) -> None:
+    """Record on the recipient's unread notifications of these messages that an email
+    told them (one UPDATE, in the sending transaction); read ones stay as they are."""
+    _message_notifications(row, messages).filter(
+        read_at__isnull=True, emailed_at__isnull=True
+    ).update(emailed_at=row.processed_at)
 
 
 def previous_emails(row: EmailNotification) -> Any:
@@ -338,6 +374,7 @@ def _decide_and_send(row: EmailNotification) -> Outcome:
             last_message_id=last_id,
             message_count=len(messages),
         )
+    _stamp_notifications(row, messages)
     _signal_on_commit(row, messages)
     return Outcome("sent", row.reason, row)
 

@@ -91,7 +91,8 @@ def conversation_data(conversation: Conversation, side: Side | str = Side.STAFF)
 
 
 def notification_data(n: Notification) -> dict[str, Any]:
-    """A notification for its recipient; ``message_id`` is null unless it is about one."""
+    """A notification for its recipient; ``message_id`` is null unless it is about one,
+    ``emailed_at`` null until an email told them of it."""
     payload = n.payload if isinstance(n.payload, dict) else {}
     return {
         "id": n.pk,
@@ -100,4 +101,5 @@ def notification_data(n: Notification) -> dict[str, Any]:
         "message_id": payload.get("message_id"),
         "created_at": timestamp(n.created_at),
         "read": n.read_at is not None,
+        "emailed_at": timestamp(n.emailed_at),
     }

@@ -342,6 +342,11 @@ class NotificationSerializer(serializers.Serializer):
     read = serializers.BooleanField(
         read_only=True, help_text="Read once you read its conversation or mark it read."
     )
+    emailed_at = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="When an email told you of it (message_received only); null until then.",
+    )
 
     def to_representation(self, instance: Notification) -> dict[str, Any]:
         return notification_data(instance)
