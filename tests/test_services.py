@@ -509,6 +509,20 @@ class TestNotifications:
         services.mark_read(conversation, staff)
         assert self.unread(staff) == []
 
+    def test_reading_up_to_a_message_leaves_later_ones_unread(
+        self, conversation, customer, staff
+    ):
+        """A read with an older ``up_to_id`` (a client that had not seen the newest reply
+        yet) leaves that reply's notification unread: its email still goes out."""
+        first = send(conversation, staff, "first reply")
+        later = send(conversation, staff, "a reply the customer has not seen")
+        services.close(conversation, staff)
+        services.mark_read(conversation, customer, up_to_id=first.pk)
+        unread = Notification.objects.filter(user=customer, read_at__isnull=True)
+        assert [n.payload["message_id"] for n in unread] == [later.pk]
+        services.mark_read(conversation, customer)
+        assert self.unread(customer) == []
+
     def test_read_at_is_kept_on_a_second_read(self, conversation, customer, staff):
         send(conversation, staff, "reply")
         services.mark_read(conversation, customer)

@@ -286,15 +286,19 @@ def mark_read(conversation: Conversation, reader: Any, up_to_id: int | None = No
     read_field, counter = f"{prefix}_read_id", f"unread_{prefix}_count"
     with transaction.atomic():
         locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
-        # Reading the conversation reads what the reader was notified of in it (messages,
-        # the assignment, the closing): one UPDATE, even when no message was unread.
-        Notification.objects.filter(
-            user=reader, read_at__isnull=True, payload__conversation_id=locked.pk
-        ).update(read_at=timezone.now())
         newest = _newest_id(locked)
         target = newest if up_to_id is None else max(0, min(int(up_to_id), newest))
         had_unread = getattr(locked, counter)
         new_read = max(getattr(locked, read_field), target)
+        # Reading the conversation reads what the reader was notified of in it (the
+        # messages up to the new watermark, the assignment, the closing): one UPDATE, even
+        # when no message was unread. A message after the watermark stays unread.
+        Notification.objects.filter(
+            Q(payload__message_id__isnull=True) | Q(payload__message_id__lte=new_read),
+            user=reader,
+            read_at__isnull=True,
+            payload__conversation_id=locked.pk,
+        ).update(read_at=timezone.now())
         if new_read == getattr(locked, read_field) and not had_unread:
             _copy_state(locked, conversation)
             return conversation
