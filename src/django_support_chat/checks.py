@@ -153,6 +153,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             not isinstance(user[key], int) or isinstance(user[key], bool) or user[key] < 1
         ):
             bad(key, f"must be a positive integer, not {user[key]!r}.")
+    timeout = user.get("HEALTH_TIMEOUT", 1)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        bad("HEALTH_TIMEOUT", f"must be a positive number of seconds, not {timeout!r}.")
     for key in _NESTED:
         if key in user and not isinstance(user[key], dict):
             bad(key, f"must be a dict, not {type(user[key]).__name__}.")

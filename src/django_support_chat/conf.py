@@ -154,6 +154,9 @@ DEFAULTS: dict[str, Any] = {
     "EMAIL_CUSTOMER_URL": "/",
     # Alias in TASKS of the backend the email tasks are enqueued on.
     "EMAIL_TASK_BACKEND": "default",
+    # Seconds each readiness check (database, channel layer round trip, presence store)
+    # may take before it counts as failed (docs/operations.md).
+    "HEALTH_TIMEOUT": 2,
 }
 
 # Settings whose value must be a dict, merged key by key with the default.

@@ -73,6 +73,9 @@ class PresenceStore:
         """The user's live connections on every worker (``WS_MAX_SOCKETS_PER_USER``)."""
         raise NotImplementedError
 
+    async def ping(self) -> None:
+        """Raise if the store cannot answer (the readiness check, health.py)."""
+
     async def aclose(self) -> None:
         """Close the connections this event loop opened. For sync callers that run one
         loop per call (``async_to_sync`` in a task worker), which would leave them open."""
@@ -236,6 +239,9 @@ class RedisPresenceStore(PresenceStore):
             client = aioredis.Redis(connection_pool=pool)
             self._clients[loop] = client
         return client
+
+    async def ping(self) -> None:
+        await self._client().ping()
 
     async def aclose(self) -> None:
         client = self._clients.pop(asyncio.get_running_loop(), None)

@@ -4,9 +4,10 @@
     path("admin/", admin.site.urls),
 
 This serves the REST API at ``api/chat/``, the staff inbox at ``admin/chat/`` and the
-pages the emails link to (unsubscribe) at ``chat/email/``. For other prefixes include the
-parts yourself: ``django_support_chat.api.urls``, ``django_support_chat.inbox.urls`` and
-``django_support_chat.mail.urls``.
+pages the emails link to (unsubscribe) at ``chat/email/`` and the health checks at
+``chat/health/live`` and ``chat/health/ready``. For other prefixes include the parts
+yourself: ``django_support_chat.api.urls``, ``django_support_chat.inbox.urls``,
+``django_support_chat.mail.urls`` and ``django_support_chat.ops.urls``.
 """
 
 from __future__ import annotations
@@ -17,4 +18,5 @@ urlpatterns = [
     path("api/chat/", include("django_support_chat.api.urls")),
     path("admin/chat/", include("django_support_chat.inbox.urls")),
     path("chat/email/", include("django_support_chat.mail.urls")),
+    path("chat/health/", include("django_support_chat.ops.urls")),
 ]
