@@ -20,5 +20,7 @@ urlpatterns = [
     path("backoffice/support/", include("django_support_chat.inbox.urls")),
     # support-chat: step 3 (the unsubscribe page the chat's emails link to)
     path("support-mail/", include("django_support_chat.mail.urls")),
+    # The chat's health checks for the load balancer (docs/operations.md; not a README step).
+    path("status/chat/", include("django_support_chat.ops.urls")),
     path("backoffice/", admin.site.urls),
 ]
