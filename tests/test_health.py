@@ -254,9 +254,13 @@ CHAT_CHECKS = {
 async def test_django_health_check_lists_the_chats_checks():
     with health_check_host():
         status, body = await health_check_json(AsyncClient())
+        # Its HTML page (the template of the installed app) lists them too.
+        page = await AsyncClient().get("/ht/", headers={"Accept": "text/html"})
     assert status == 200, body
     assert set(body) >= CHAT_CHECKS
     assert all(body[name] == "OK" for name in CHAT_CHECKS)
+    assert page.status_code == 200
+    assert "ChatChannelLayer" in page.content.decode() and "ChatPresence" in page.content.decode()
 
 
 @pytest.mark.redis

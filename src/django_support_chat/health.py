@@ -67,7 +67,7 @@ async def _timed(name: str, probe: Callable[[], Awaitable[None]]) -> CheckResult
     start = time.perf_counter()
     try:
         await asyncio.wait_for(probe(), limit)
-    except TimeoutError:
+    except asyncio.TimeoutError:  # not yet the builtin TimeoutError on Python 3.10
         error = f"timed out after {limit:g}s"
         logger.warning("Health check %s %s", name, error)
     except Exception as exc:
