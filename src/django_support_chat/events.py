@@ -89,13 +89,36 @@ async def send_to_groups(groups: list[str], message: dict[str, Any]) -> None:
     results = await asyncio.gather(
         *(layer.group_send(group, message) for group in groups), return_exceptions=True
     )
-    failed = False
-    for group, result in zip(groups, results, strict=True):
-        if isinstance(result, BaseException):
-            logger.error("Could not publish to %s", group, exc_info=result)
-            failed = True
-    if failed:  # this worker's sockets resync once the layer delivers again
+    failed = [(g, r) for g, r in zip(groups, results, strict=True) if isinstance(r, BaseException)]
+    if failed:
+        # One line per event, not per group; the event's type and groups, never its data.
+        event_type = _event_type(message)
+        failed_groups = [group for group, _ in failed]
+        logger.error(
+            "events.publish_failed type=%s: Could not publish to %s",
+            event_type,
+            ",".join(failed_groups),
+            exc_info=failed[0][1],
+            extra={
+                "event": "events.publish_failed",
+                "event_type": event_type,
+                "groups": failed_groups,
+            },
+        )
+        # This worker's sockets resync once the layer delivers again.
         layerwatch.report_failure("a group_send failed")
+
+
+def _event_type(message: dict[str, Any]) -> str | None:
+    """The ``type`` of the event a layer message carries (for a log line, when a send
+    failed: parsing the JSON again is fine there)."""
+    event = message.get("event")
+    if event is None:
+        try:
+            event = json.loads(message.get("text") or "{}")
+        except ValueError:
+            return None
+    return event.get("type") if isinstance(event, dict) else None
 
 
 # Set by ``call_and_publish`` around a database call made from the event loop: events
@@ -160,7 +183,12 @@ def publish(
         try:
             message = group_message(envelope(event_type, data() if callable(data) else data))
         except Exception:
-            logger.exception("Could not build the %s event for %s", event_type, groups)
+            logger.exception(
+                "events.build_failed type=%s: Could not build the event for %s",
+                event_type,
+                ",".join(groups),
+                extra={"event": "events.build_failed", "event_type": event_type, "groups": groups},
+            )
             return
         if queue is not None:
             queue.append((groups, message))
@@ -168,6 +196,15 @@ def publish(
         try:
             async_to_sync(send_to_groups)(groups, message)
         except Exception:  # clients re-sync from the database
-            logger.exception("Could not publish %s to %s", event_type, groups)
+            logger.exception(
+                "events.publish_failed type=%s: Could not publish to %s",
+                event_type,
+                ",".join(groups),
+                extra={
+                    "event": "events.publish_failed",
+                    "event_type": event_type,
+                    "groups": groups,
+                },
+            )
 
     transaction.on_commit(send, robust=True)

@@ -158,7 +158,11 @@ class LayerWatch:
         if self.healthy:
             self.healthy = False
             self.trouble_since = time.monotonic()
-            logger.warning("Channel layer trouble: %s; probing until it delivers again", reason)
+            logger.warning(
+                "layer.trouble reason=%r; probing until the channel layer delivers again",
+                reason,
+                extra={"event": "layer.trouble", "reason": reason},
+            )
         if self.recovery is None or self.recovery.done():
             self.recovery = asyncio.ensure_future(self._recover())
 
@@ -170,8 +174,9 @@ class LayerWatch:
                 self.healthy, self.trouble_since = True, None
                 self.recoveries += 1
                 logger.warning(
-                    "Channel layer delivers again after %.1fs; telling the sockets to resync",
+                    "layer.recovered down=%.1fs; telling the sockets to resync",
                     down,
+                    extra={"event": "layer.recovered", "down": round(down, 3)},
                 )
                 try:
                     await self.resync()
@@ -181,8 +186,9 @@ class LayerWatch:
             assert self.trouble_since is not None
             if time.monotonic() - self.trouble_since > give_up_after():
                 logger.error(
-                    "Channel layer down for more than %.0fs; closing the sockets with 1012",
+                    "layer.gave_up down=%.0fs; closing the sockets with 1012",
                     give_up_after(),
+                    extra={"event": "layer.gave_up", "down": give_up_after(), "code": 1012},
                 )
                 try:
                     await self.give_up()

@@ -25,6 +25,10 @@ PRESENCE_SCOPE = "support_chat_presence"
 class ChatRateThrottle(ScopedRateThrottle):
     """Per-user (per-IP for anonymous) limits; a scope set to ``None`` is unlimited."""
 
+    # REST requests refused here log ``http.throttled``; WebSocket frames (``check``) are
+    # logged by their consumer instead, at most once per socket per window.
+    log_refusals = True
+
     def get_rate(self) -> str | None:
         return chat_settings.THROTTLE_RATES.get(self.scope)
 
@@ -32,16 +36,33 @@ class ChatRateThrottle(ScopedRateThrottle):
         # The counts live in Django's cache (Redis, with several workers). A cache that is
         # away must not turn every send into a 500: allow, and say so in the log.
         try:
-            return super().allow_request(request, view)  # type: ignore[no-any-return]
+            allowed: bool = super().allow_request(request, view)
         except Exception:
-            logger.warning("Rate limit cache unavailable; allowing the request", exc_info=True)
+            scope = getattr(view, "throttle_scope", None)
+            logger.warning(
+                "ratelimit.cache_unavailable scope=%s: Rate limit cache unavailable; allowing the request",
+                scope,
+                exc_info=True,
+                extra={"event": "ratelimit.cache_unavailable", "scope": scope},
+            )
             return True
+        if not allowed and self.log_refusals:
+            user = getattr(request, "user", None)
+            user_id = user.pk if user is not None and user.is_authenticated else None
+            logger.warning(
+                "http.throttled scope=%s user=%s",
+                self.scope,
+                user_id,
+                extra={"event": "http.throttled", "scope": self.scope, "user_id": user_id},
+            )
+        return allowed
 
 
 def check(user: Any, scope: str) -> float | None:
     """Count one request of ``user`` in ``scope``: None when allowed, else the seconds to
     wait (outside DRF's request cycle, e.g. a WebSocket frame)."""
     throttle = ChatRateThrottle()
+    throttle.log_refusals = False
     request = SimpleNamespace(user=user, META={})
     if throttle.allow_request(request, SimpleNamespace(throttle_scope=scope)):  # type: ignore[arg-type]
         return None

@@ -44,9 +44,23 @@ CLOSE_SERVICE_RESTART = 1012  # the channel layer stayed down (layerwatch.give_u
 
 CUSTOMERS_GROUP = "support_chat.customers"
 FLOOD_WINDOW = 10.0
+# A socket whose frames are throttled logs it at most once per this many seconds (with
+# how many throttled frames it stood for), so a client hammering a limit cannot flood
+# the log (docs/operations.md, "Logging and errors").
+THROTTLE_LOG_WINDOW = 60.0
+
+# Why a handshake was refused, by close code (the ``reason`` of ``ws.refused``).
+REFUSAL_REASONS = {
+    CLOSE_UNAUTHENTICATED: "unauthenticated",
+    CLOSE_FORBIDDEN: "forbidden",
+    CLOSE_NOT_FOUND: "not_found",
+    CLOSE_TOO_MANY_SOCKETS: "too_many_sockets",
+}
 
 
 class FrameError(Exception):
+    scope: str | None = None  # the THROTTLE_RATES key of a "throttled" error
+
     def __init__(
         self, code: str, message: str, fields: dict[str, Any] | None = None, **extra: Any
     ) -> None:
@@ -60,9 +74,11 @@ def _throttle(user: Any, scope: str) -> None:
     hop, before its query."""
     wait = ratelimits.check(user, scope)
     if wait is not None:
-        raise FrameError(
+        error = FrameError(
             "throttled", _("Too many requests; try again shortly."), retry_after=round(wait or 1, 1)
         )
+        error.scope = scope  # for the log line (receive), not sent to the client
+        raise error
 
 
 def _int_field(data: dict[str, Any], name: str, required: bool = True) -> int | None:
@@ -222,6 +238,7 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
     """Authentication, heartbeats, presence, flood control and the frame loop."""
 
     side: Side = Side.USER
+    route: str = "base"  # the ``route`` field of the log lines (docs/operations.md)
     # Frame type -> handler method name; subclasses extend.
     handlers: dict[str, str] = {"heartbeat": "on_heartbeat"}
 
@@ -241,6 +258,12 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         self.ready = False  # the watchdog judges silence only once connect() is done
         self.counterpart_online: bool | None = None
         self.present = False
+        # For the log lines: plain numbers, counted per frame; nothing else per frame.
+        self.frames_in = self.frames_out = 0
+        self.accepted_at: float | None = None  # set on accept; None: refused, or not yet
+        self.close_logged = self.flood_logged = False
+        self.throttle_logged_at: float | None = None
+        self.throttled_since_log = 0
 
         self.user, self.session_fingerprint = await self._authenticate()
         if self.user is None:
@@ -254,6 +277,7 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
             await self.refuse(CLOSE_TOO_MANY_SOCKETS)
             return
         await self.accept()
+        self.accepted_at = time.monotonic()
         self.joined = True
         for group in self.groups_to_join():
             await self.channel_layer.group_add(group, self.channel_name)
@@ -268,6 +292,19 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         self.last_seen = time.monotonic()
         self.ready = True
         Watchdog.for_running_loop().add(self)
+        conversation_id = self.conversation.pk if self.conversation is not None else None
+        logger.info(
+            "ws.connect route=%s user=%s conversation=%s",
+            self.route,
+            self.user.pk,
+            conversation_id,
+            extra={
+                "event": "ws.connect",
+                "route": self.route,
+                "user_id": self.user.pk,
+                "conversation_id": conversation_id,
+            },
+        )
 
     def silent_since(self, limit: float, now: float) -> bool:
         """Whether the client sent nothing since ``limit`` (monotonic), as far as this
@@ -303,8 +340,79 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
     async def refuse(self, code: int) -> None:
         """Accept, then close with ``code``: closing before accepting would reach the
         client as a bare HTTP 403 (close code 1006), hiding why it was refused."""
+        user_id = self.user.pk if self.user is not None else None
+        reason = REFUSAL_REASONS.get(code, "refused")
+        logger.warning(
+            "ws.refused reason=%s code=%s route=%s user=%s",
+            reason,
+            code,
+            self.route,
+            user_id,
+            extra={
+                "event": "ws.refused",
+                "reason": reason,
+                "code": code,
+                "route": self.route,
+                "user_id": user_id,
+            },
+        )
         await self.accept()
         await self.close(code=code)
+
+    def log_close(self, code: int | None) -> None:
+        """One ``ws.close`` line per accepted socket: on the server's close (its code) or
+        on the client's disconnect (the client's code), whichever comes first."""
+        if self.accepted_at is None or self.close_logged:
+            return
+        self.close_logged = True
+        user_id = self.user.pk if self.user is not None else None
+        duration = round(time.monotonic() - self.accepted_at, 3)
+        logger.info(
+            "ws.close code=%s user=%s route=%s duration=%.1fs frames_in=%s frames_out=%s",
+            code,
+            user_id,
+            self.route,
+            duration,
+            self.frames_in,
+            self.frames_out,
+            extra={
+                "event": "ws.close",
+                "code": code,
+                "user_id": user_id,
+                "route": self.route,
+                "duration": duration,
+                "frames_in": self.frames_in,
+                "frames_out": self.frames_out,
+            },
+        )
+
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        self.log_close(1000 if code is None or code is True else int(code))
+        await super().close(code=code, reason=reason)
+
+    def note_throttled(self, scope: str | None) -> None:
+        """A frame of this socket was throttled: a ``ws.throttled`` line at most once per
+        ``THROTTLE_LOG_WINDOW``, counting the throttled frames since the previous one."""
+        self.throttled_since_log += 1
+        now = time.monotonic()
+        last = self.throttle_logged_at
+        if last is not None and now - last < THROTTLE_LOG_WINDOW:
+            return
+        count, self.throttled_since_log, self.throttle_logged_at = self.throttled_since_log, 0, now
+        logger.warning(
+            "ws.throttled scope=%s user=%s route=%s frames=%s",
+            scope,
+            self.user.pk,
+            self.route,
+            count,
+            extra={
+                "event": "ws.throttled",
+                "scope": scope,
+                "user_id": self.user.pk,
+                "route": self.route,
+                "frames": count,
+            },
+        )
 
     async def _authenticate(self) -> tuple[Any, str | None]:
         user = self.scope.get("user")
@@ -340,6 +448,8 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         )
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "accepted_at", None) is not None:  # connect() may not have run
+            self.log_close(code)
         await self.leave()
 
     async def leave(self) -> None:
@@ -375,12 +485,18 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
     ) -> None:
         try:
             await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+            self.frames_out += 1
         except Exception as exc:
             # The client left while an event was on its way: uvicorn raises here and then
             # never delivers websocket.disconnect, so clean up now or presence lingers.
             logger.debug("Send to %s failed (%s); closing", self.channel_name, exc)
             await self.leave()
             raise StopConsumer from exc
+
+    async def send_json(self, content: Any, close: bool = False) -> None:
+        # Channels' send_json goes to the base class's send, past the override above.
+        await super().send_json(content, close=close)
+        self.frames_out += 1
 
     async def close_with(self, code: int) -> None:
         await self.leave()
@@ -424,7 +540,23 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         self.last_seen = time.monotonic()
+        self.frames_in += 1
         if self._flooding():
+            if not self.flood_logged:  # frames queued behind the close come here too
+                self.flood_logged = True
+                logger.warning(
+                    "ws.flood user=%s route=%s limit=%s window=%ss",
+                    self.user.pk,
+                    self.route,
+                    chat_settings.WS_FLOOD_LIMIT,
+                    FLOOD_WINDOW,
+                    extra={
+                        "event": "ws.flood",
+                        "user_id": self.user.pk,
+                        "route": self.route,
+                        "limit": chat_settings.WS_FLOOD_LIMIT,
+                    },
+                )
             await self.send_error("flooding", _("Too many frames; the connection is closed."))
             await self.close_with(CLOSE_FLOODING)
             return
@@ -454,6 +586,8 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
                 )
             await getattr(self, handler)(data, ref)
         except FrameError as exc:
+            if exc.code == "throttled":
+                self.note_throttled(exc.scope)
             await self.send_error(exc.code, exc.message, ref=ref, fields=exc.fields, **exc.extra)
         except ObjectDoesNotExist:
             # The conversation was deleted (Django admin) while this socket was open.
@@ -594,6 +728,7 @@ class ConversationConsumerMixin(BaseChatConsumer):
         except ChatError as exc:
             raise FrameError(exc.code, exc.message) from None
         if payload is None:
+            self.note_throttled(ratelimits.SEND_SCOPE)
             await self.send_error(
                 "throttled",
                 _("Too many messages; try again shortly."),
@@ -710,6 +845,7 @@ class CustomerConsumer(ConversationConsumerMixin):
     """``ws/chat/user/<conversation_id>/``: a customer inside their own conversation."""
 
     side = Side.USER
+    route = "customer"
 
     async def authorize(self) -> int | None:
         self.conversation = await self.load_conversation()
@@ -737,6 +873,7 @@ class StaffConversationConsumer(ConversationConsumerMixin):
     """``ws/chat/admin/<conversation_id>/``: staff inside one conversation."""
 
     side = Side.STAFF
+    route = "staff_conversation"
 
     async def authorize(self) -> int | None:
         if not await database_sync_to_async(roles.is_staff)(self.user):
@@ -763,6 +900,7 @@ class StaffLobbyConsumer(BaseChatConsumer):
     """``ws/chat/admin/``: every inbox change, for staff."""
 
     side = Side.STAFF
+    route = "staff_lobby"
     handlers = {**BaseChatConsumer.handlers, "presence:query": "on_presence_query"}
 
     async def authorize(self) -> int | None:

@@ -8,12 +8,35 @@ and the host's own sockets are left alone.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from channels.auth import AuthMiddlewareStack
-from channels.security.websocket import AllowedHostsOriginValidator, WebsocketDenier
+from channels.security.websocket import (
+    AllowedHostsOriginValidator,
+    OriginValidator,
+    WebsocketDenier,
+)
 
 Scope = dict[str, Any]
+
+logger = logging.getLogger("django_support_chat.realtime")
+
+
+class _LoggedOriginValidator(OriginValidator):
+    """Channels' check, plus one ``ws.refused reason=origin`` line per refusal (the
+    browser only sees a bare 403; the operator should see why)."""
+
+    def valid_origin(self, parsed_origin: Any) -> bool:
+        valid: bool = super().valid_origin(parsed_origin)
+        if not valid:
+            origin = parsed_origin.geturl()[:200] if parsed_origin is not None else None
+            logger.warning(
+                "ws.refused reason=origin origin=%s",
+                origin,
+                extra={"event": "ws.refused", "reason": "origin", "origin": origin},
+            )
+        return valid
 
 
 class OriginCheck:
@@ -26,7 +49,8 @@ class OriginCheck:
         self.inner = inner
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
-        return await AllowedHostsOriginValidator(self.inner)(scope, receive, send)
+        allowed = AllowedHostsOriginValidator(self.inner).allowed_origins  # Channels' hosts
+        return await _LoggedOriginValidator(self.inner, allowed)(scope, receive, send)
 
 
 class SessionAuth:
