@@ -61,10 +61,10 @@ workers = outage.workers
 # Internal Server Error) is a bug.
 OUTAGE_REPORTS = (
     "Unexpected exception in receive task",
-    "Could not publish to ",
+    "events.publish_failed ",  # "events.publish_failed type=...: Could not publish to ..."
     "Presence refresh failed",
     "Heartbeat sweep failed",
-    "Rate limit cache unavailable",
+    "ratelimit.cache_unavailable ",
     # A socket closed soon after the restart: its presence connection from before the
     # outage is dead, and the guarded cleanup says so (the entry expires anyway).
     "Cleanup of socket ",
