@@ -509,9 +509,7 @@ class TestNotifications:
         services.mark_read(conversation, staff)
         assert self.unread(staff) == []
 
-    def test_reading_up_to_a_message_leaves_later_ones_unread(
-        self, conversation, customer, staff
-    ):
+    def test_reading_up_to_a_message_leaves_later_ones_unread(self, conversation, customer, staff):
         """A read with an older ``up_to_id`` (a client that had not seen the newest reply
         yet) leaves that reply's notification unread: its email still goes out."""
         first = send(conversation, staff, "first reply")
