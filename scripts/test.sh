@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: `bash scripts/test.sh`.
 #
-# On a fresh clone it installs what is missing (redis-server, chromium via apt; .venv with
+# On a fresh clone it installs what is missing (redis-server, chromium, nginx via apt; .venv with
 # the newest Python 3.10-3.13 on the machine and `pip install -e ".[test]"`), starts a throwaway PostgreSQL 15 cluster and a
 # throwaway redis-server on free ports (stopped on exit), then runs:
 #
@@ -18,8 +18,9 @@
 # and prints a summary; exits non-zero if any step failed. Every step runs even if an earlier
 # one failed, so one run shows everything. (Run by CI through .ci/run.)
 #
-# Tests that need the services read REDIS_URL_TEST (redis://127.0.0.1:<port>/0) and
-# CHROMIUM (/usr/bin/chromium); DATABASE_URL is set only for the postgres step.
+# Tests that need the services read REDIS_URL_TEST (redis://127.0.0.1:<port>/0),
+# CHROMIUM (/usr/bin/chromium) and NGINX (/usr/sbin/nginx; the nginx topology test starts its
+# own nginx process); DATABASE_URL is set only for the postgres step.
 #
 # Passthrough: with arguments, only pytest runs, on SQLite, with those arguments:
 #   bash scripts/test.sh -k widget -x
@@ -53,12 +54,14 @@ fi
 setup_start=$SECONDS
 apt_ensure redis-server redis-server
 apt_ensure chromium chromium
+apt_ensure nginx nginx  # never started as a service: tests/e2e/test_nginx_topology.py runs its own
 ensure_venv test
 start_redis
 if [[ $passthrough == 0 || $use_pg == 1 ]]; then
   start_postgres
 fi
 export CHROMIUM="${CHROMIUM:-$(command -v chromium || echo /usr/bin/chromium)}"
+export NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
 # Tests decide on services from these variables only; ignore whatever the caller's shell has.
 unset DATABASE_URL REDIS_URL
 export PYTHONDONTWRITEBYTECODE=1
