@@ -54,14 +54,16 @@ fi
 setup_start=$SECONDS
 apt_ensure redis-server redis-server
 apt_ensure chromium chromium
-apt_ensure nginx nginx  # never started as a service: tests/e2e/test_nginx_topology.py runs its own
+# Never started as a service: tests/e2e/test_nginx_topology.py runs its own nginx process.
+# (A path: /usr/sbin is not on every user's PATH.)
+apt_ensure /usr/sbin/nginx nginx
 ensure_venv test
 start_redis
 if [[ $passthrough == 0 || $use_pg == 1 ]]; then
   start_postgres
 fi
 export CHROMIUM="${CHROMIUM:-$(command -v chromium || echo /usr/bin/chromium)}"
-export NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
+export NGINX="${NGINX:-/usr/sbin/nginx}"
 # Tests decide on services from these variables only; ignore whatever the caller's shell has.
 unset DATABASE_URL REDIS_URL
 export PYTHONDONTWRITEBYTECODE=1
