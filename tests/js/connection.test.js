@@ -2,7 +2,7 @@
 
 const { test } = require("node:test");
 const assert = require("node:assert/strict");
-const { SupportChatSocket, FakeWebSocket, makeClient } = require("./helpers.js");
+const { SupportChatSocket, FakeWebSocket, makeClient, message } = require("./helpers.js");
 
 test("backoff doubles from 0.5 s to a 30 s cap, jittered within 50-100% by default", () => {
   const { backoff } = SupportChatSocket;
@@ -30,7 +30,7 @@ test("reconnects with growing delays after non-fatal closes, resets after hello"
   assert.deepEqual(events.states, ["connecting"]);
   socket().hello();
   assert.equal(client.state, "live");
-  for (const [code, delay] of [[1006, 500], [1012, 1000], [1011, 2000], [1001, 4000]]) {
+  for (const [code, delay] of [[1006, 500], [1013, 1000], [1011, 2000], [1000, 4000]]) {
     socket().serverClose(code);
     assert.equal(client.state, "reconnecting");
     assert.deepEqual(clock.pendingDelays(), [delay], `after ${code}`);
@@ -44,9 +44,47 @@ test("reconnects with growing delays after non-fatal closes, resets after hello"
   socket().hello();
   assert.equal(client.attempts, 0);
   assert.equal(client.failures, 0);
-  socket().serverClose(1012); // server restart: back to the first step
+  socket().serverClose(1006); // a lost socket after a hello: back to the first step
   assert.deepEqual(clock.pendingDelays(), [500]);
 });
+
+for (const code of [1012, 1001]) {
+  test(`a restarting server (${code}): back within a random 0-2 s, not fatal, then catches up`, () => {
+    let draw = 0.75;
+    const { client, clock, events, socket } = makeClient({ conversation: 4, random: () => draw });
+    client.hold([message(1), message(2)]);
+    socket().hello();
+    events.states.length = 0;
+    socket().serverClose(code);
+    assert.equal(client.stopped, false);
+    assert.deepEqual(events.states, [`reconnecting:${code}`]);
+    assert.deepEqual(clock.pendingDelays(), [1500]); // 2000 * random()
+    clock.tick(1499);
+    assert.equal(FakeWebSocket.instances.length, 1, "not before its delay");
+    clock.tick(1);
+    assert.equal(FakeWebSocket.instances.length, 2);
+    // On the new socket: hello, then one sync from what is held.
+    socket().hello();
+    assert.equal(client.state, "live");
+    assert.deepEqual(socket().sentOf("sync").map((f) => f.data), [{ after_seq: 2 }]);
+    // The spread: every draw in [0, 1) gives a delay in [0, 2000), whatever came before;
+    // the exponential backoff is not advanced by restarts.
+    for (const [value, delay] of [[0, 0], [0.5, 1000], [0.999, 1998]]) {
+      draw = value;
+      socket().serverClose(code);
+      assert.deepEqual(clock.pendingDelays(), [delay]);
+      clock.tick(delay);
+      socket().hello();
+    }
+    assert.equal(client.attempts, 0);
+    // A worker that is gone for good: the next attempts fail (1006) and back off as usual.
+    draw = 0;
+    socket().serverClose(code);
+    clock.tick(0);
+    socket().serverClose(1006);
+    assert.deepEqual(clock.pendingDelays(), [500]);
+  });
+}
 
 test("a flooding close (4429) waits at least 10 s", () => {
   const { clock, socket } = makeClient({ random: () => 0 });

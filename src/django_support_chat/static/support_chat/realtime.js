@@ -2,10 +2,11 @@
  * panel and the staff inbox (docs/protocol.md#clients). A plain script: it defines
  * window.SupportChatSocket; under Node (the unit tests, tests/js/) it is module.exports.
  *
- * It owns everything about the connection, so that the three UIs behave the same:
+ * It owns the connection, so that the three UIs behave the same:
  *
  * - connect, and reconnect with exponential backoff and jitter (0.5 s, 1 s, 2 s ... 30 s,
- *   each randomised down by up to `jitter`), never after a fatal close code;
+ *   each randomised down by up to `jitter`; 0-2 s after 1012/1001), never after a fatal
+ *   close code;
  * - heartbeats twice per heartbeat interval; a heartbeat unanswered when the next one is
  *   due makes the socket "stale" (at most one interval after it died), two intervals of
  *   silence make it dead: closed and replaced;
@@ -25,6 +26,7 @@
   var FATAL = [4001, 4401, 4403, 4404]; // logged out / refused: never reconnect
   var FLOODED = 4429; // "reconnect after a pause"
   var PAUSE = 10000;
+  var RESTART = [1001, 1012]; // a deploy: back within 0-2 s, spread out
 
   function has(list, value) {
     return list.indexOf(value) !== -1;
@@ -43,12 +45,11 @@
     var hex = Array.prototype.map.call(b, function (x) {
       return (x + 0x100).toString(16).slice(1);
     }).join("");
-    return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)].join("-");
+    return hex.replace(/^(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-");
   }
 
-  // Delay before reconnect attempt `attempt` (0, 1, 2 ...): base * 2^attempt capped at max,
-  // then reduced by a random share of up to `jitter` (0.5: 50-100% of the step; 1: full
-  // jitter, 0-100%).
+  // Delay before reconnect attempt `attempt` (0, 1 ...): base * 2^attempt capped at max,
+  // minus a random share of up to `jitter` (0.5: 50-100% of the step; 1: 0-100%).
   function backoff(attempt, options, random) {
     var o = options || {};
     var base = o.base == null ? 500 : o.base;
@@ -106,9 +107,7 @@
           if (!win.document.hidden && !self.ws) self.reconnect();
         },
       };
-      win.addEventListener("online", this.listeners.online);
-      win.addEventListener("offline", this.listeners.offline);
-      win.addEventListener("visibilitychange", this.listeners.visibilitychange);
+      for (var name in this.listeners) win.addEventListener(name, this.listeners[name]);
     }
     if (o.connect !== false) this.connect();
   }
@@ -178,7 +177,7 @@
       return;
     }
     self.setState("reconnecting", code);
-    var delay = backoff(self.attempts++, self.options.backoff, self.random);
+    var delay = has(RESTART, code) ? 2000 * self.random() : backoff(self.attempts++, self.options.backoff, self.random);
     if (code === FLOODED) delay = Math.max(delay, PAUSE);
     self.retryTimer = self.timers.setTimeout(function () {
       self.connect();
@@ -209,15 +208,14 @@
     self.schedule(code);
   };
 
-  // Treat the current socket as dead: close it without waiting for the close handshake.
-  P.drop = function () {
+  // Treat the current socket as dead (1000: done): close it without the close handshake.
+  P.drop = function (code) {
     var ws = this.ws;
     if (!ws) return;
-    ws.onclose = null;
-    ws.onmessage = null;
-    this.closed(ws, 1006);
+    ws.onclose = ws.onmessage = null;
+    this.closed(ws, code || 1006);
     try {
-      ws.close(4000);
+      ws.close(code || 4000);
     } catch (e) { /* already closing */ }
   };
 
@@ -229,23 +227,13 @@
 
   // For good: no reconnects.
   P.close = function () {
-    var t = this.timers;
     var win = this.window;
-    var ws = this.ws;
     this.stopped = true;
-    t.clearTimeout(this.retryTimer);
-    if (ws) {
-      ws.onclose = null;
-      this.closed(ws, 1000);
-      try {
-        ws.close(1000);
-      } catch (e) { /* already closing */ }
-    }
+    this.timers.clearTimeout(this.retryTimer);
+    this.drop(1000);
     this.setState("stopped", 1000);
     if (this.listeners && win) {
-      win.removeEventListener("online", this.listeners.online);
-      win.removeEventListener("offline", this.listeners.offline);
-      win.removeEventListener("visibilitychange", this.listeners.visibilitychange);
+      for (var name in this.listeners) win.removeEventListener(name, this.listeners[name]);
       this.listeners = null;
     }
   };
@@ -254,10 +242,9 @@
 
   P.startBeat = function () {
     var self = this;
-    var t = self.timers;
-    t.clearInterval(self.beatTimer);
+    self.timers.clearInterval(self.beatTimer);
     self.probeAt = 0;
-    self.beatTimer = t.setInterval(function () {
+    self.beatTimer = self.timers.setInterval(function () {
       self.beat();
     }, self.interval / 2);
   };
@@ -348,8 +335,7 @@
   };
 
   P.onHello = function (data, frame) {
-    var t = this.timers;
-    t.clearTimeout(this.openTimer);
+    this.timers.clearTimeout(this.openTimer);
     this.hello = data;
     this.live = true;
     this.attempts = 0;
