@@ -157,6 +157,14 @@ DEFAULTS: dict[str, Any] = {
     # Seconds each readiness check (database, channel layer round trip, presence store)
     # may take before it counts as failed (docs/operations.md).
     "HEALTH_TIMEOUT": 2,
+    # Who may read chat/metrics (Prometheus, docs/operations.md "Metrics"): client
+    # addresses (REMOTE_ADDR) in these networks; an empty list with no METRICS_TOKEN turns
+    # the endpoint off (404). Behind a proxy on the same host, REMOTE_ADDR is the proxy's
+    # unless the server trusts its forwarded headers (uvicorn --proxy-headers).
+    "METRICS_ALLOWED": ["127.0.0.1/32", "::1/128"],
+    # A secret: a request with "Authorization: Bearer <token>" may read the metrics from
+    # any address. None: no token.
+    "METRICS_TOKEN": None,
 }
 
 # Settings whose value must be a dict, merged key by key with the default.

@@ -12,6 +12,7 @@ import asyncio
 import contextvars
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -21,7 +22,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
 
-from . import layerwatch
+from . import layerwatch, metrics
 
 logger = logging.getLogger("django_support_chat.events")
 
@@ -44,6 +45,22 @@ NOTIFICATION_NEW = "notification:new"
 # (layerwatch.py): sync by seq; the lobby reloads its list.
 RESYNC = "resync"
 ERROR = "error"
+
+_KNOWN_TYPES = frozenset(
+    {
+        MESSAGE_NEW,
+        MESSAGE_DELIVERED,
+        MESSAGE_READ,
+        PRESENCE_UPDATE,
+        TYPING_START,
+        TYPING_STOP,
+        CONVERSATION_NEW,
+        CONVERSATION_UPDATED,
+        UNREAD_UPDATE,
+        NOTIFICATION_NEW,
+        RESYNC,
+    }
+)
 
 # Consumers receive group messages through this handler name (``chat_event``).
 HANDLER_TYPE = "chat.event"
@@ -74,7 +91,14 @@ STAFF_GROUP = "support_chat.staff"
 def group_message(event: dict[str, Any], origin: str | None = None) -> dict[str, Any]:
     """The channel-layer message that carries ``event``: serialised to JSON once here, so
     each receiving socket sends the text as it is instead of encoding it again."""
-    message: dict[str, Any] = {"type": HANDLER_TYPE, "text": json.dumps(event)}
+    message: dict[str, Any] = {
+        "type": HANDLER_TYPE,
+        "text": json.dumps(event),
+        # For the metrics, never sent to clients: the event's type, and the wall-clock
+        # publish time (it crosses processes) for the delivery latency.
+        "event_type": event.get("type"),
+        "published": time.time(),
+    }
     if origin is not None:
         message["origin"] = origin  # the sending socket skips its own typing / presence
     return message
@@ -90,7 +114,10 @@ async def send_to_groups(groups: list[str], message: dict[str, Any]) -> None:
         *(layer.group_send(group, message) for group in groups), return_exceptions=True
     )
     failed = [(g, r) for g, r in zip(groups, results, strict=True) if isinstance(r, BaseException)]
+    if len(failed) < len(groups):
+        metrics.EVENTS_PUBLISHED.labels(type=_metric_type(message)).inc()
     if failed:
+        metrics.LAYER_ERRORS.labels(operation="publish").inc()
         # One line per event, not per group; the event's type and groups, never its data.
         event_type = _event_type(message)
         failed_groups = [group for group, _ in failed]
@@ -107,6 +134,14 @@ async def send_to_groups(groups: list[str], message: dict[str, Any]) -> None:
         )
         # This worker's sockets resync once the layer delivers again.
         layerwatch.report_failure("a group_send failed")
+
+
+def _metric_type(message: dict[str, Any]) -> str:
+    """The ``type`` label: the event's type, if it is one of ours (a bounded set)."""
+    event_type = message.get("event_type")
+    if event_type is None and "event" in message:
+        event_type = message["event"].get("type")
+    return event_type if event_type in _KNOWN_TYPES else "other"
 
 
 def _event_type(message: dict[str, Any]) -> str | None:
@@ -196,6 +231,7 @@ def publish(
         try:
             async_to_sync(send_to_groups)(groups, message)
         except Exception:  # clients re-sync from the database
+            metrics.LAYER_ERRORS.labels(operation="publish").inc()
             logger.exception(
                 "events.publish_failed type=%s: Could not publish to %s",
                 event_type,

@@ -35,6 +35,7 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 
+from . import metrics
 from .conf import chat_settings
 
 logger = logging.getLogger("django_support_chat.layerwatch")
@@ -145,6 +146,7 @@ class LayerWatch:
             self.hooked.add(connection)
 
     def _reconnected(self, connection: Any) -> None:
+        metrics.LAYER_RECONNECTS.inc()
         self.report_failure("the layer's subscription connection was re-established")
 
     # -- state -----------------------------------------------------------------------
@@ -152,6 +154,7 @@ class LayerWatch:
     async def check(self) -> None:
         """The periodic step (one probe per interval while healthy)."""
         if self.healthy and not await self.probe():
+            metrics.LAYER_ERRORS.labels(operation="probe").inc()
             self.report_failure(f"a probe did not come back within {PROBE_TIMEOUT:g}s")
 
     def report_failure(self, reason: str) -> None:
@@ -173,6 +176,7 @@ class LayerWatch:
                 down = time.monotonic() - (self.trouble_since or time.monotonic())
                 self.healthy, self.trouble_since = True, None
                 self.recoveries += 1
+                metrics.LAYER_RECOVERIES.inc()
                 logger.warning(
                     "layer.recovered down=%.1fs; telling the sockets to resync",
                     down,
@@ -185,6 +189,7 @@ class LayerWatch:
                 return
             assert self.trouble_since is not None
             if time.monotonic() - self.trouble_since > give_up_after():
+                metrics.LAYER_GAVE_UP.inc()
                 logger.error(
                     "layer.gave_up down=%.0fs; closing the sockets with 1012",
                     give_up_after(),

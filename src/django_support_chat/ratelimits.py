@@ -10,6 +10,7 @@ from typing import Any
 
 from rest_framework.throttling import ScopedRateThrottle
 
+from . import metrics
 from .conf import chat_settings
 
 logger = logging.getLogger("django_support_chat.ratelimits")
@@ -47,6 +48,7 @@ class ChatRateThrottle(ScopedRateThrottle):
             )
             return True
         if not allowed and self.log_refusals:
+            metrics.THROTTLED.labels(interface="http", scope=self.scope or "none").inc()
             user = getattr(request, "user", None)
             user_id = user.pk if user is not None and user.is_authenticated else None
             logger.warning(

@@ -18,7 +18,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import events, names, roles, signals
+from . import events, metrics, names, roles, signals
 from .exceptions import ConversationClosed, PermissionDenied, ValidationError
 from .models import AuditEntry, Conversation, Message, Notification, NotificationPreference, Side
 from .payloads import conversation_data, message_data, notification_data
@@ -239,6 +239,7 @@ def send_message(
             if reopened:
                 _publish_conversation(locked, "reopened")
             _send_on_commit(signals.message_created, Message, message=message, conversation=locked)
+            transaction.on_commit(metrics.MESSAGES_STORED.labels(side=side.value).inc)
     except IntegrityError:
         # A concurrent resend with the same client_id won the race: it committed while this
         # one waited for the row lock (or, on SQLite, which has no row lock, at any time).

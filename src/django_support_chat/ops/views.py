@@ -9,11 +9,16 @@ one channel-layer message and one Redis ``PING`` (docs/operations.md).
 
 from __future__ import annotations
 
-from django.http import HttpRequest, JsonResponse
+import hmac
+import ipaddress
+import os
+
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_safe
 
-from .. import health
+from .. import health, metrics
+from ..conf import chat_settings
 
 
 def _answer(data: dict[str, object], status: int = 200) -> JsonResponse:
@@ -41,3 +46,46 @@ async def ready(request: HttpRequest) -> JsonResponse:
         },
         status=200 if ok else 503,
     )
+
+
+def _may_read_metrics(request: HttpRequest) -> bool:
+    token = chat_settings.METRICS_TOKEN
+    if token:
+        given = request.headers.get("Authorization", "")
+        if hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return True
+    try:
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR") or "")
+    except ValueError:
+        return False
+    return any(
+        address in ipaddress.ip_network(network, strict=False)
+        for network in chat_settings.METRICS_ALLOWED
+    )
+
+
+@require_safe
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus text format. 404 (not 403: nothing to see here) without prometheus-client,
+    when metrics are off or the client is not allowed. Sync: the email-notification gauge
+    queries the database at scrape time."""
+    if not metrics.AVAILABLE or not _may_read_metrics(request):
+        raise Http404("No metrics here.")
+    import prometheus_client
+    from prometheus_client import multiprocess
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Every worker's files, summed by the collector; a fresh registry each time, as
+        # prometheus-client's multiprocess mode requires.
+        registry = prometheus_client.CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = prometheus_client.REGISTRY
+    # The database gauge in its own registry: registering it in the default one would
+    # query the database in every exposition of the host's own metrics too.
+    database = prometheus_client.CollectorRegistry(auto_describe=False)
+    database.register(metrics.EmailNotificationCollector())
+    body = prometheus_client.generate_latest(registry) + prometheus_client.generate_latest(database)
+    response = HttpResponse(body, content_type=prometheus_client.CONTENT_TYPE_LATEST)
+    add_never_cache_headers(response)
+    return response

@@ -22,7 +22,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.utils.translation import gettext as _
 
-from .. import events, ratelimits, roles, services, tokens
+from .. import events, metrics, ratelimits, roles, services, tokens
 from ..conf import chat_settings
 from ..exceptions import ChatError
 from ..layerwatch import LayerWatch
@@ -278,6 +278,9 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.accept()
         self.accepted_at = time.monotonic()
+        metrics.CONNECTS.labels(route=self.route).inc()
+        metrics.OPEN_SOCKETS.labels(route=self.route).inc()
+        self.counted_open = True
         self.joined = True
         for group in self.groups_to_join():
             await self.channel_layer.group_add(group, self.channel_name)
@@ -319,6 +322,12 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         return self.last_seen < limit
 
     busy_since: float | None = None  # set while a message is being handled
+    counted_open = False  # in support_chat_ws_open_sockets (until log_close or leave)
+
+    def uncount_open(self) -> None:
+        if self.counted_open:
+            self.counted_open = False
+            metrics.OPEN_SOCKETS.labels(route=self.route).dec()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         self.busy_since = time.monotonic()
@@ -342,6 +351,7 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         client as a bare HTTP 403 (close code 1006), hiding why it was refused."""
         user_id = self.user.pk if self.user is not None else None
         reason = REFUSAL_REASONS.get(code, "refused")
+        metrics.REFUSED.labels(route=self.route, code=metrics.close_code(code)).inc()
         logger.warning(
             "ws.refused reason=%s code=%s route=%s user=%s",
             reason,
@@ -365,6 +375,8 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         if self.accepted_at is None or self.close_logged:
             return
         self.close_logged = True
+        metrics.CLOSES.labels(route=self.route, code=metrics.close_code(code)).inc()
+        self.uncount_open()
         user_id = self.user.pk if self.user is not None else None
         duration = round(time.monotonic() - self.accepted_at, 3)
         logger.info(
@@ -394,6 +406,7 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         """A frame of this socket was throttled: a ``ws.throttled`` line at most once per
         ``THROTTLE_LOG_WINDOW``, counting the throttled frames since the previous one."""
         self.throttled_since_log += 1
+        metrics.THROTTLED.labels(interface="ws", scope=scope or "none").inc()
         now = time.monotonic()
         last = self.throttle_logged_at
         if last is not None and now - last < THROTTLE_LOG_WINDOW:
@@ -456,6 +469,7 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         """Leave presence and groups. Runs on disconnect and before any server-side close,
         so a socket closed by the server stops counting at once. Each step is guarded: a
         layer hiccup must not keep a user online (their entry would expire anyway)."""
+        self.uncount_open()
         Watchdog.for_running_loop().discard(self)
         if self.typing_task is not None and self.typing_task is not asyncio.current_task():
             self.typing_task.cancel()
@@ -544,6 +558,7 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         if self._flooding():
             if not self.flood_logged:  # frames queued behind the close come here too
                 self.flood_logged = True
+                metrics.THROTTLED.labels(interface="ws", scope="flood").inc()
                 logger.warning(
                     "ws.flood user=%s route=%s limit=%s window=%ss",
                     self.user.pk,
@@ -647,6 +662,7 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
             await self.send(text_data=message["text"])  # serialised once, by the publisher
         else:
             await self.send_json(message["event"])
+        metrics.observe_delivery(self.route, message.get("published"))
 
     async def chat_session_ended(self, message: dict[str, Any]) -> None:
         ended = message.get("session")
