@@ -168,3 +168,34 @@ print(Client().get("/chat/metrics").status_code)
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "404"
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        ({"METRICS_ALLOWED": "127.0.0.1/32"}, "must be a list of IP networks"),
+        ({"METRICS_ALLOWED": ["10.0.0.0/8", "intranet"]}, "'intranet', which is not an IP"),
+        ({"METRICS_ALLOWED": [None]}, "None, which is not an IP network"),
+        ({"METRICS_TOKEN": ""}, "must be a non-empty string or None"),
+        ({"METRICS_TOKEN": 1234}, "must be a non-empty string or None"),
+    ],
+)
+def test_bad_metrics_settings_are_reported_by_e004(settings, values, problem):
+    from django.core.checks import run_checks
+
+    settings.SUPPORT_CHAT = values
+    messages = [m for m in run_checks(databases=[]) if m.id == "support_chat.E004"]
+    assert any(problem in m.msg for m in messages), [m.msg for m in messages]
+
+
+def test_good_metrics_settings_pass_the_checks(settings):
+    from django.core.checks import run_checks
+
+    settings.SUPPORT_CHAT = {"METRICS_ALLOWED": ["10.0.0.0/8", "::1"], "METRICS_TOKEN": "t"}
+    assert not [m for m in run_checks(databases=[]) if m.id == "support_chat.E004"]
+
+
+@override_settings(SUPPORT_CHAT={"METRICS_ALLOWED": ["intranet", "127.0.0.1/32"]})
+def test_a_bad_network_lets_nobody_in_and_breaks_nothing():
+    assert Client(REMOTE_ADDR="10.1.2.3").get(URL).status_code == 404  # not a 500
+    assert Client().get(URL).status_code == 200  # the good entry still counts

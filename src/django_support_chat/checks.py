@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
 
@@ -178,6 +179,22 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                     continue
             if not callable(value):
                 bad(key, "must be a callable or the dotted path to one.")
+    networks = user.get("METRICS_ALLOWED", [])
+    if isinstance(networks, str) or not isinstance(networks, (list, tuple)):
+        bad("METRICS_ALLOWED", f"must be a list of IP networks, not {networks!r}.")
+    else:
+        for network in networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except (TypeError, ValueError):
+                bad(
+                    "METRICS_ALLOWED",
+                    f"has {network!r}, which is not an IP network.",
+                    hint='Write networks like "10.0.0.0/8" or "::1/128".',
+                )
+    token = user.get("METRICS_TOKEN")
+    if token is not None and not (isinstance(token, str) and token):
+        bad("METRICS_TOKEN", "must be a non-empty string or None.")
     if "ICONS" in user and user["ICONS"] not in ("svg", "fontawesome"):
         bad("ICONS", f"must be 'svg' or 'fontawesome', not {user['ICONS']!r}.")
     ttl = user.get("PRESENCE_TTL", DEFAULTS["PRESENCE_TTL"])
