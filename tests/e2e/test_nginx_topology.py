@@ -199,17 +199,23 @@ class Topology:
             check=True,
         )
         for port in self.worker_ports:
-            log = self.tmp / f"uvicorn-{port}.log"
-            process = subprocess.Popen(
-                worker_command(port),
-                cwd=ROOT / "example_project",
-                env=env,
-                stdout=log.open("w"),
-                stderr=subprocess.STDOUT,
-            )
-            self.processes.append(process)
-            wait_answering(f"http://127.0.0.1:{port}/chat/health/live", process, log)
+            self.start_worker(port, env)
         self.start_nginx()
+
+    def start_worker(self, port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """One worker, answering when this returns. Its log is appended to: a worker started
+        again (tests/e2e/test_graceful_deploy.py) continues the same file."""
+        log = self.tmp / f"uvicorn-{port}.log"
+        process = subprocess.Popen(
+            worker_command(port),
+            cwd=ROOT / "example_project",
+            env=env or self.env(),
+            stdout=log.open("a"),
+            stderr=subprocess.STDOUT,
+        )
+        self.processes.append(process)
+        wait_answering(f"http://127.0.0.1:{port}/chat/health/live", process, log)
+        return process
 
     def start_nginx(self) -> None:
         binary = os.environ.get("NGINX") or shutil.which("nginx") or "/usr/sbin/nginx"
