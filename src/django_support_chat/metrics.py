@@ -34,7 +34,9 @@ if AVAILABLE and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     # with SIGKILL stays counted until the directory is cleared on the next start).
     from prometheus_client import multiprocess as _multiprocess
 
-    atexit.register(_multiprocess.mark_process_dead, os.getpid())
+    # The pid at exit, not at import: a server that imports the app before forking its
+    # workers (gunicorn --preload) would otherwise name the parent.
+    atexit.register(lambda: _multiprocess.mark_process_dead(os.getpid()))
 
 # Close codes reported as themselves; any other (clients choose theirs) is "other", so a
 # client cannot create series at will.
