@@ -118,8 +118,8 @@ DEFAULTS: dict[str, Any] = {
     # Redis URL for presence; None means the in-process store (single process only).
     # When unset and CHANNEL_LAYERS uses channels-redis, its first host is used.
     "PRESENCE_REDIS_URL": None,
-    # Size of the presence store's Redis pool per worker. The pool blocks (up to 20 s, presence.POOL_TIMEOUT) when
-    # exhausted instead of raising MaxConnectionsError.
+    # Size of the presence store's Redis pool per worker. The pool blocks (up to 20 s,
+    # presence.POOL_TIMEOUT) when exhausted instead of raising MaxConnectionsError.
     "PRESENCE_REDIS_MAX_CONNECTIONS": 50,
     # Prefix of the presence keys in Redis; give each site sharing one Redis its own.
     "PRESENCE_KEY_PREFIX": "support_chat:presence",
