@@ -3,7 +3,8 @@ nginx (the published topology of tests/e2e/test_nginx_topology.py) under live tr
 
 A customer (the widget) and a staff member (the inbox, inside the conversation) are open
 in two browsers while a sender posts a message over REST every ~100 ms, through nginx, for
-the whole test. Then worker A (the one holding the customer's socket) gets SIGTERM, the
+the whole test; the staff's conversation socket is put on the other worker than the
+customer's. Then worker A (the one holding the customer's socket) gets SIGTERM, the
 way systemd stops it (KillSignal=SIGTERM): uvicorn stops accepting, closes its WebSockets
 with 1012 and must exit within its ``--timeout-graceful-shutdown`` (plus slack). A is
 started again and, once nginx routes to it again, B gets the same.
@@ -145,6 +146,12 @@ class Sockets:
         self.texts: set[str] = set()  # message texts the page's sockets brought
         page.on("websocket", self._opened)
 
+    def reload(self) -> None:
+        """Reload the page; the old document's sockets are gone with it (Playwright may not
+        report them closed), so only the new document's count from here on."""
+        self.all.clear()
+        self.page.reload()
+
     def _opened(self, ws: Any) -> None:
         path = urlparse(ws.url).path
         self.all.append(ws)
@@ -283,13 +290,29 @@ def test_rolling_restart_under_live_traffic_loses_nothing(browser, topology):
         expect(widget.locator(WIDGET_TEXTS)).to_have_text(["Before the deploy"], timeout=LIVE)
         conversation = customer_conversation(alice)
         customer_path = f"/ws/chat/user/{conversation.pk}/"
-        open_inbox(inbox)
-        row(inbox, conversation.pk).locator(".sc-row-link").click()
-        wait_chat_connected(inbox)
-        expect(inbox.locator(INBOX_TEXTS)).to_have_text(["Before the deploy"], timeout=LIVE)
+        staff_path = f"/ws/chat/admin/{conversation.pk}/"
         # A goes first: the worker holding the customer's (so far only) socket.
         (worker_a,) = topology.socket_holders(customer_path)
         worker_b = next(port for port in topology.worker_ports if port != worker_a)
+        open_inbox(inbox)
+        # The staff's conversation socket on B, so that A's restart must leave it alone.
+        # nginx's round robin takes turns per request: requests of ours (one more each
+        # time) shift the turns before the next reload (as in test_nginx_topology.py).
+        before = topology.socket_holders(staff_path)
+        row(inbox, conversation.pk).locator(".sc-row-link").click()
+        wait_chat_connected(inbox)
+        staff_worker = topology.new_socket_holder(staff_path, before)
+        for attempt in range(1, 7):
+            if staff_worker == worker_b:
+                break
+            before = topology.socket_holders(staff_path)
+            for _ in range(attempt):
+                urllib.request.urlopen(base + "/chat/health/live", timeout=5).read()
+            inbox_sockets.reload()
+            wait_chat_connected(inbox)
+            staff_worker = topology.new_socket_holder(staff_path, before)
+        assert staff_worker == worker_b, "the staff socket never reached the other worker"
+        expect(inbox.locator(INBOX_TEXTS)).to_have_text(["Before the deploy"], timeout=LIVE)
 
         cookies = {c["name"]: c["value"] for c in customer_context.cookies()}
         sender = Sender(base, conversation.pk, cookies)
@@ -301,11 +324,13 @@ def test_rolling_restart_under_live_traffic_loses_nothing(browser, topology):
 
         present = presence(alice, staff)
         assert present[0] == 1 and present[1] >= 1, present
+        exits: list[float] = []  # s from SIGTERM to exit, per worker
         for worker in (worker_a, worker_b):
             before = [sockets.snapshot() for sockets in pages]
             acked_before = len(sender.acked)
             took = topology.sigterm(worker, timeout=grace + SLACK)
             assert took < grace + SLACK, took
+            exits.append(round(took, 2))
             wait_reconnected(pages, before)
             # The closed sockets left presence on their way out (well before PRESENCE_TTL,
             # 30 s): each user counts its live sockets only, not the reconnected ones twice.
@@ -325,7 +350,10 @@ def test_rolling_restart_under_live_traffic_loses_nothing(browser, topology):
                     # Every socket was on B by now (A was down when the others came back).
                     assert expected == old["live"], (expected, old["live"])
             if worker == worker_a:
+                # The customer's socket was on A and came back; the staff's, on B, stayed.
                 assert (customer_path, 1012) in widget_sockets.closes()
+                assert staff_path not in {path for path, _ in inbox_sockets.closes()}
+                assert inbox_sockets.live()[staff_path] == 1
             topology.start_worker(worker)
             topology.wait_in_rotation(worker)
 
@@ -350,7 +378,7 @@ def test_rolling_restart_under_live_traffic_loses_nothing(browser, topology):
                 assert opens - restarts[path] >= 1, (path, opens, restarts)
             assert [c for c in sockets.closes() if c[1] != 1012] == [], sockets.closes()
         print(
-            f"\n{len(sent)} messages, {len(sender.retries)} retried POSTs; "
+            f"\n{len(sent)} messages, {len(sender.retries)} retried POSTs, exits {exits} s; "
             f"widget sockets {dict(widget_sockets.opens)}, inbox {dict(inbox_sockets.opens)}"
         )
     finally:
