@@ -16,6 +16,7 @@ from factory.django import DjangoModelFactory
 
 from django_support_chat import services
 from django_support_chat.models import Conversation, Message, Side
+from django_support_chat.text import render_text
 
 
 class UserFactory(DjangoModelFactory):
@@ -54,6 +55,7 @@ class MessageFactory(DjangoModelFactory):
     sender = factory.LazyAttribute(lambda message: message.conversation.customer)
     sender_side = Side.USER
     text = factory.Sequence(lambda n: f"message {n}")
+    html = factory.LazyAttribute(lambda message: render_text(message.text))  # as a send stores
     client_id = factory.LazyFunction(uuid.uuid4)
     # Unique per conversation (globally, even); not 1, 2, 3 within one: raw rows only.
     seq = factory.Sequence(lambda n: n + 1)

@@ -134,6 +134,10 @@ class Message(models.Model):
     )
     sender_side = models.CharField(max_length=10, choices=Side.choices)
     text = models.TextField()
+    # ``text.render_text(text)``, rendered once when the message is stored (outside the
+    # conversation's row lock) so reads never run bleach. Blank only for rows written
+    # without it (raw inserts); ``payloads.message_html`` renders those on read.
+    html = models.TextField(blank=True, default="", editable=False)
     # 1, 2, 3, ... per conversation, without holes, in commit order: a client that holds
     # seq H and sees H + 2 knows it missed one (docs/protocol.md, "Delivery guarantees").
     seq = models.PositiveIntegerField(_("sequence number"))

@@ -42,6 +42,13 @@ def person(user: Any, side: Side | str) -> dict[str, Any] | None:
     return {"id": user.pk, "name": name}
 
 
+def message_html(message: Message) -> str:
+    """The message's safe HTML: the copy rendered when it was stored (``Message.html``).
+
+    Only a row written without it (a raw insert) is rendered here, with ``render_text``."""
+    return message.html or render_text(message.text)
+
+
 def message_data(message: Message, conversation: Conversation | None = None) -> dict[str, Any]:
     """A message; ``status`` is read from ``conversation``'s watermarks (default: its own)."""
     return {
@@ -51,7 +58,7 @@ def message_data(message: Message, conversation: Conversation | None = None) -> 
         "sender": person(message.sender, message.sender_side),
         "sender_side": str(message.sender_side),
         "text": message.text,
-        "html": render_text(message.text),
+        "html": message_html(message),
         "client_id": str(message.client_id),
         "created_at": timestamp(message.created_at),
         "status": str(message.status_for_recipient(conversation or message.conversation)),

@@ -22,7 +22,7 @@ from . import events, metrics, names, roles, signals
 from .exceptions import ConversationClosed, PermissionDenied, ValidationError
 from .models import AuditEntry, Conversation, Message, Notification, NotificationPreference, Side
 from .payloads import conversation_data, message_data, notification_data
-from .text import clean_text
+from .text import clean_text, render_text
 
 signals_logger = logging.getLogger("django_support_chat.signals")
 
@@ -143,6 +143,8 @@ def send_message(
         text = clean_text(text)
     except ValidationError as exc:
         raise ValidationError({"text": exc.messages}) from None
+    # Rendered once, here, before the row lock: reads use the stored copy, never bleach.
+    html = render_text(text)
     client_id = parse_client_id(client_id)
     side = side_of(sender, conversation)
 
@@ -176,6 +178,7 @@ def send_message(
                 sender=sender,
                 sender_side=side,
                 text=text,
+                html=html,
                 client_id=client_id,
                 created_at=now,
                 # Under the row lock: 1, 2, 3, ... per conversation, no holes, in commit

@@ -80,7 +80,9 @@ def _linker() -> Linker:
 
 # functools.lru_cache is thread-safe (its bookkeeping is locked); two threads missing on
 # the same text at once both render it, with the same result.
-@functools.lru_cache(maxsize=512)  # a send renders its message for the event and the reply
+# Called once per message, when it is stored (services.send_message; Message.html); reads
+# use the stored copy. The cache spares a resend, or the same short text sent again.
+@functools.lru_cache(maxsize=512)
 def render_text(text: str) -> str:
     """Escape ``text`` and turn bare URLs into safe links. The result is safe HTML.
 
