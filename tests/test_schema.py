@@ -42,22 +42,33 @@ PREFIX = "SupportChat"
 
 # What each operation can answer besides its success: the errors its code can produce.
 EXPECTED_RESPONSES = {
-    "support_chat_conversations_list": {200, 400, 401, 403, 404, 429},  # 400: page_size
-    "support_chat_conversations_retrieve": {200, 401, 403, 404, 429},
-    "support_chat_conversations_messages_list": {200, 400, 401, 403, 404, 429},
-    "support_chat_conversations_messages_create": {200, 201, 400, 401, 403, 404, 409, 415, 429},
-    "support_chat_conversations_read_create": {200, 400, 401, 403, 404, 415, 429},
-    "support_chat_conversations_assign_create": {200, 400, 401, 403, 404, 415, 429},
-    "support_chat_conversations_close_create": {200, 401, 403, 404, 429},
-    "support_chat_conversations_reopen_create": {200, 401, 403, 404, 429},
-    "support_chat_unread_count_retrieve": {200, 401, 403, 429},
-    "support_chat_inbox_list": {200, 400, 401, 403, 404, 429},
-    "support_chat_notifications_list": {200, 400, 401, 403, 404, 429},
-    "support_chat_notifications_unread_count_retrieve": {200, 401, 403, 429},
-    "support_chat_notifications_read_create": {200, 400, 401, 403, 415, 429},
-    "support_chat_notifications_preferences_retrieve": {200, 401, 403, 429},
-    "support_chat_notifications_preferences_partial_update": {200, 400, 401, 403, 415, 429},
-    "support_chat_ws_token_create": {200, 401, 403, 429},
+    "support_chat_conversations_list": {200, 400, 401, 403, 404, 429, 503},  # 400: page_size
+    "support_chat_conversations_retrieve": {200, 401, 403, 404, 429, 503},
+    "support_chat_conversations_messages_list": {200, 400, 401, 403, 404, 429, 503},
+    "support_chat_conversations_messages_create": {
+        200,
+        201,
+        400,
+        401,
+        403,
+        404,
+        409,
+        415,
+        429,
+        503,
+    },
+    "support_chat_conversations_read_create": {200, 400, 401, 403, 404, 415, 429, 503},
+    "support_chat_conversations_assign_create": {200, 400, 401, 403, 404, 415, 429, 503},
+    "support_chat_conversations_close_create": {200, 401, 403, 404, 429, 503},
+    "support_chat_conversations_reopen_create": {200, 401, 403, 404, 429, 503},
+    "support_chat_unread_count_retrieve": {200, 401, 403, 429, 503},
+    "support_chat_inbox_list": {200, 400, 401, 403, 404, 429, 503},
+    "support_chat_notifications_list": {200, 400, 401, 403, 404, 429, 503},
+    "support_chat_notifications_unread_count_retrieve": {200, 401, 403, 429, 503},
+    "support_chat_notifications_read_create": {200, 400, 401, 403, 415, 429, 503},
+    "support_chat_notifications_preferences_retrieve": {200, 401, 403, 429, 503},
+    "support_chat_notifications_preferences_partial_update": {200, 400, 401, 403, 415, 429, 503},
+    "support_chat_ws_token_create": {200, 401, 403, 429, 503},
 }
 
 
@@ -228,10 +239,13 @@ class TestChatSchema:
                     body = response["content"]["application/json"]["schema"]["$ref"]
                     name = body.rsplit("/", 1)[1]
                     expected = {"SupportChatError"}
+                    if code == "503":
+                        expected = {"SupportChatUnavailable"}
                     if code == "400":
                         expected = {"SupportChatValidationError", "SupportChatBadRequest"}
                     assert name in expected, (operation_id, code, name)
             assert set(op["responses"]["429"]["headers"]) == {"Retry-After"}
+            assert set(op["responses"]["503"]["headers"]) == {"Retry-After"}
 
     def test_error_components(self, chat_schema):
         schemas = chat_schema["components"]["schemas"]

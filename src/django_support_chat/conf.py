@@ -115,6 +115,12 @@ DEFAULTS: dict[str, Any] = {
     # Open WebSockets one user may have at once (all routes, all workers); one more is
     # refused with close code 4430.
     "WS_MAX_SOCKETS_PER_USER": 20,
+    # Pushback (docs/protocol.md, "Slowing down"): sends accepted but not yet stored, per
+    # worker process (WebSocket message:send frames, REST message POSTs, inbox replies).
+    # One more is refused at once ("overloaded", HTTP 503) and its client retries after
+    # SEND_RETRY_AFTER seconds with the same client_id. None: unbounded.
+    "SEND_QUEUE_LIMIT": 50,
+    "SEND_RETRY_AFTER": 1.0,
     # Redis URL for presence; None means the in-process store (single process only).
     # When unset and CHANNEL_LAYERS uses channels-redis, its first host is used.
     "PRESENCE_REDIS_URL": None,

@@ -106,6 +106,16 @@ THROTTLED = _counter(
     "Requests (interface=http) and frames (interface=ws) refused by a rate limit.",
     ("interface", "scope"),
 )
+SENDS_REJECTED = _counter(
+    "support_chat_sends_rejected_total",
+    "Sends refused at once because SEND_QUEUE_LIMIT sends were pending (overloaded, 503).",
+    ("interface",),
+)
+DB_UNAVAILABLE = _counter(
+    "support_chat_db_unavailable_total",
+    "Requests (http, inbox) and frames (ws) answered unavailable: no database connection.",
+    ("interface",),
+)
 LAYER_ERRORS = _counter(
     "support_chat_channel_layer_errors_total",
     "Channel-layer failures: a publish that failed, or a probe that did not come back.",

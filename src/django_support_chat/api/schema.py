@@ -25,7 +25,9 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     PolymorphicProxySerializer,
     extend_schema,
+    extend_schema_serializer,
 )
+from rest_framework import serializers
 
 from .serializers import ErrorSerializer, ValidationErrorSerializer
 
@@ -122,6 +124,18 @@ BAD_REQUEST_BODY = PolymorphicProxySerializer(
     resource_type_field_name=None,
 )
 
+
+@extend_schema_serializer(component_name=f"{COMPONENT_PREFIX}Unavailable")
+class UnavailableSerializer(serializers.Serializer):
+    """503: the worker is busy (``overloaded``: ``SEND_QUEUE_LIMIT`` sends pending) or the
+    database gave no connection (``unavailable``). Nothing was stored; send the same request
+    again (a message with the same ``client_id``) after ``retry_after`` seconds."""
+
+    detail = serializers.CharField(read_only=True)
+    code = serializers.CharField(read_only=True, help_text="`overloaded` or `unavailable`.")
+    retry_after = serializers.FloatField(read_only=True, help_text="Seconds (SEND_RETRY_AFTER).")
+
+
 ERROR_DESCRIPTIONS = {
     400: "Invalid query parameter: each field with its messages.",
     401: "Not signed in, with an authentication class that asks for credentials (token, basic).",
@@ -130,14 +144,16 @@ ERROR_DESCRIPTIONS = {
     409: "Staff reply to a closed conversation: reopen it first.",
     415: "The body is not JSON.",
     429: "Over the rate limit; `Retry-After` says how many seconds to wait.",
+    503: "The database gave no connection (`code` `unavailable`): try again after "
+    "`Retry-After` seconds.",
 }
 
 RETRY_AFTER = OpenApiParameter(
     "Retry-After",
     OpenApiTypes.INT,
     location=OpenApiParameter.HEADER,
-    response=[429],
-    description="Seconds until the next request is allowed.",
+    response=[429, 503],
+    description="Seconds until the next request is allowed (whole seconds, at least 1).",
 )
 
 PAGE_PARAMETERS = [
@@ -162,19 +178,22 @@ PAGE_ERRORS = {
 
 
 def errors(*codes: int, body: bool = False, **descriptions: str) -> dict[int, OpenApiResponse]:
-    """Error responses for ``codes``, plus 401, 403 and 429, which every endpoint can answer.
+    """Error responses for ``codes``, plus 401, 403, 429 and 503, which every endpoint can
+    answer.
 
     ``body``: the endpoint parses a JSON body, so its 400 may also be a parse error
     (``SupportChatError``). ``descriptions``: ``e403="..."`` replaces the default text.
     """
     responses = {}
-    for code in sorted({*codes, 401, 403, 429}):
+    for code in sorted({*codes, 401, 403, 429, 503}):
         description = descriptions.get(f"e{code}", ERROR_DESCRIPTIONS[code])
         if code == 400:
             serializer: Any = BAD_REQUEST_BODY if body else ValidationErrorSerializer
             if body and "e400" not in descriptions:
                 description = "Invalid body: each field with its messages (or `detail` when "
                 description += "the body is not valid JSON)."
+        elif code == 503:
+            serializer = UnavailableSerializer
         else:
             serializer = ErrorSerializer
         responses[code] = OpenApiResponse(serializer, description=description)

@@ -6,8 +6,10 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import OperationalError
 from django.db.models import QuerySet, Sum
 from django.http import Http404
+from django.utils.translation import gettext as _
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import exceptions, status
 from rest_framework.authentication import SessionAuthentication
@@ -16,8 +18,9 @@ from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import set_rollback
 
-from .. import roles, services, tokens
+from .. import roles, sendqueue, services, tokens
 from ..conf import chat_settings
 from ..exceptions import ChatError
 from ..models import Conversation, Message, Notification, NotificationPreference, Side
@@ -80,6 +83,17 @@ class ChatAPIView(GenericAPIView):
         return [auth() for auth in classes]
 
     def handle_exception(self, exc: Exception) -> Response:
+        # Pushback and a database that gives no connection (pool timeout, "too many
+        # clients"): 503 with Retry-After, never a 500 (docs/protocol.md, "Slowing down").
+        if isinstance(exc, sendqueue.Overloaded):
+            return self.unavailable_response(sendqueue.OVERLOADED, str(exc), exc.retry_after)
+        if isinstance(exc, OperationalError):
+            sendqueue.note_rejected("http", sendqueue.UNAVAILABLE, method=self.request.method)
+            return self.unavailable_response(
+                sendqueue.UNAVAILABLE,
+                _("The service is unavailable; try again shortly."),
+                sendqueue.retry_after(),
+            )
         # Services raise Django's ValidationError and ChatError; answer them as 4xx.
         if isinstance(exc, DjangoValidationError):
             detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
@@ -87,6 +101,16 @@ class ChatAPIView(GenericAPIView):
         elif isinstance(exc, ChatError):
             exc = _ServiceError(exc)
         return super().handle_exception(exc)
+
+    def unavailable_response(self, code: str, detail: str, retry_after: float) -> Response:
+        set_rollback()
+        response = Response(
+            {"detail": detail, "code": code, "retry_after": retry_after},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": sendqueue.retry_after_header(retry_after)},
+        )
+        response.exception = True
+        return response
 
     def side(self, conversation: Conversation | None = None) -> Side:
         if conversation is not None and conversation.customer_id == self.request.user.pk:
@@ -155,9 +179,24 @@ class MessageListView(ChatAPIView):
 
     serializer_class = MessageSerializer
 
+    send_slot: sendqueue.Slot | None = None
+
     @property
     def throttle_scope(self) -> str:  # type: ignore[override]
         return SEND_SCOPE if self.request.method == "POST" else DEFAULT_SCOPE
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # A send holds a slot from before its first query (the session) to its response;
+        # with SEND_QUEUE_LIMIT of them in progress in this process, 503 at once.
+        if request.method == "POST":
+            self.send_slot = sendqueue.gate.acquire("http")
+        super().initial(request, *args, **kwargs)
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.send_slot is not None:
+            self.send_slot.release()
+            self.send_slot = None
+        return super().finalize_response(request, response, *args, **kwargs)
 
     @document(
         operation_id="conversations_messages_list",
@@ -204,6 +243,9 @@ class MessageListView(ChatAPIView):
                 "take part in this conversation.",
                 e429="Over the `support_chat_send` rate; `Retry-After` says how many "
                 "seconds to wait.",
+                e503="`overloaded`: `SEND_QUEUE_LIMIT` sends are in progress on this worker; "
+                "or `unavailable`: the database gave no connection. Nothing was stored: send "
+                "it again with the same `client_id` after `Retry-After` seconds.",
             ),
         },
         description="201 with the stored message; 200 with the earlier one when `client_id` "

@@ -29,7 +29,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.contrib.staticfiles import finders
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
@@ -48,7 +48,7 @@ from django_htmx.http import (
 )
 from django_htmx.middleware import HtmxDetails
 
-from .. import icons, queries, roles, services
+from .. import icons, queries, roles, sendqueue, services
 from ..conf import chat_settings
 from ..exceptions import ChatError
 from ..models import Conversation, Message, NotificationPreference, Side
@@ -83,17 +83,28 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_authenticated:
-            htmx = _htmx(request)
-            if htmx:  # an expired session inside the page: send the whole page to login
-                target = htmx.current_url_abs_path or reverse("support_chat_inbox:inbox")
-                return HttpResponseClientRedirect(redirect_to_login(target).url)
-            return redirect_to_login(request.get_full_path())
-        if not roles.is_staff(request.user):
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
+        try:
+            return _staff_view(view, request, *args, **kwargs)
+        except OperationalError:
+            # No database connection (pool timeout, "too many clients"): 503, not a 500.
+            sendqueue.note_rejected("inbox", sendqueue.UNAVAILABLE, method=request.method)
+            return _busy(request, _("The service is unavailable; try again shortly."))
 
     return wrapper
+
+
+def _staff_view(
+    view: Callable[..., HttpResponse], request: HttpRequest, *args: Any, **kwargs: Any
+) -> HttpResponse:
+    if not request.user.is_authenticated:
+        htmx = _htmx(request)
+        if htmx:  # an expired session inside the page: send the whole page to login
+            target = htmx.current_url_abs_path or reverse("support_chat_inbox:inbox")
+            return HttpResponseClientRedirect(redirect_to_login(target).url)
+        return redirect_to_login(request.get_full_path())
+    if not roles.is_staff(request.user):
+        raise PermissionDenied
+    return view(request, *args, **kwargs)
 
 
 # State in the URL ---------------------------------------------------------------------------
@@ -577,6 +588,20 @@ def _error(request: HttpRequest, message: str, status: int) -> HttpResponse:
     return response
 
 
+def _busy(request: HttpRequest, message: str) -> HttpResponse:
+    """503 with ``Retry-After`` (pushback, or no database connection): shown as a warning
+    in the alert area; the composer sends the reply again by itself (inbox.js)."""
+    if _htmx(request):
+        context = {"sc_alert": message, "sc_alert_level": "warning"}
+        response = _render(request, "support_chat/inbox/partials/alert.html", context, 503)
+        response["HX-Retarget"] = "#sc-alerts"
+        response["HX-Reswap"] = "innerHTML"
+    else:
+        response = HttpResponse(message, status=503, content_type="text/plain")
+    response["Retry-After"] = sendqueue.retry_after_header()
+    return response
+
+
 def _messages_of(error: DjangoValidationError) -> str:
     if hasattr(error, "error_dict"):
         return " ".join(m for messages in error.message_dict.values() for m in messages)
@@ -608,6 +633,16 @@ def _header_response(request: HttpRequest, conversation: Conversation) -> HttpRe
 @require_POST
 @staff_required
 def reply(request: HttpRequest, pk: int) -> HttpResponse:
+    # Pushback (docs/protocol.md, "Slowing down"): a slot until the reply is stored.
+    try:
+        slot = sendqueue.gate.acquire("inbox")
+    except sendqueue.Overloaded:
+        return _busy(request, _("The server is busy. Your reply will be sent again shortly."))
+    with slot:
+        return _reply(request, pk)
+
+
+def _reply(request: HttpRequest, pk: int) -> HttpResponse:
     conversation = _conversation(pk)
     form = ReplyForm(request.POST)
     if not form.is_valid():

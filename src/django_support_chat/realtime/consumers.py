@@ -20,9 +20,10 @@ from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.db import OperationalError
 from django.utils.translation import gettext as _
 
-from .. import events, metrics, ratelimits, roles, services, tokens
+from .. import events, metrics, ratelimits, roles, sendqueue, services, tokens
 from ..conf import chat_settings
 from ..exceptions import ChatError
 from ..layerwatch import LayerWatch
@@ -610,6 +611,16 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
             await self.close_with(CLOSE_NOT_FOUND)
         except StopConsumer:
             raise
+        except OperationalError:
+            # No database connection (pool timeout, "too many clients", the server gone):
+            # not a bug of this frame. The client tries again after retry_after.
+            sendqueue.note_rejected("ws", sendqueue.UNAVAILABLE, route=self.route)
+            await self.send_error(
+                sendqueue.UNAVAILABLE,
+                _("The service is unavailable; try again shortly."),
+                ref=ref,
+                retry_after=sendqueue.retry_after(),
+            )
         except OSError:
             # The client went away while this frame was answered (uvicorn's
             # ClientDisconnected): nobody is left to tell, and it is not a server fault.
@@ -725,24 +736,46 @@ class ConversationConsumerMixin(BaseChatConsumer):
         # A copy: the service locks and re-reads the row, and refreshes the instance it is
         # given; this socket's own instance is left to the event loop.
         conversation = copy.copy(self.conversation)
+        # Pushback: with SEND_QUEUE_LIMIT sends of this worker waiting for the database,
+        # this one is refused at once rather than queued (docs/protocol.md).
+        try:
+            slot = sendqueue.gate.acquire("ws")
+        except sendqueue.Overloaded as exc:
+            raise FrameError(
+                sendqueue.OVERLOADED,
+                _("The server is busy; try again shortly."),
+                retry_after=exc.retry_after,
+            ) from None
 
         def send() -> tuple[dict[str, Any] | None, bool, float | None]:
-            # Same budget as the REST endpoint: one throttle, one cache key per user.
-            wait = ratelimits.check(self.user, ratelimits.SEND_SCOPE)
-            if wait is not None:
-                return None, False, wait
-            message, created = services.send_message(
-                conversation, self.user, data.get("text"), data.get("client_id")
-            )
-            return message_data(message, conversation), created, None
+            try:
+                # Same budget as the REST endpoint: one throttle, one cache key per user.
+                wait = ratelimits.check(self.user, ratelimits.SEND_SCOPE)
+                if wait is not None:
+                    return None, False, wait
+                message, created = services.send_message(
+                    conversation, self.user, data.get("text"), data.get("client_id")
+                )
+                return message_data(message, conversation), created, None
+            finally:
+                # Here, on the database thread: a socket that goes away meanwhile cancels
+                # this frame, not the (shielded) database call, which still holds its slot.
+                slot.release()
 
+        cancelled = False
         try:
             payload, created, wait = await events.call_and_publish(send)
+        except asyncio.CancelledError:
+            cancelled = True  # the call may still run: send() releases the slot
+            raise
         except ValidationError as exc:
             fields = exc.message_dict if hasattr(exc, "error_dict") else {"text": exc.messages}
             raise FrameError("invalid", _("The message was not stored."), fields) from None
         except ChatError as exc:
             raise FrameError(exc.code, exc.message) from None
+        finally:
+            if not cancelled:  # the call has ended (also if it never started)
+                slot.release()
         if payload is None:
             self.note_throttled(ratelimits.SEND_SCOPE)
             await self.send_error(

@@ -1,0 +1,148 @@
+"""Pushback, not backlog (docs/protocol.md, "Slowing down"): a bounded count, per worker
+process, of sends accepted but not yet stored.
+
+A WebSocket ``message:send`` frame, a REST message POST and an inbox reply each hold one
+slot from the moment they are accepted until their database call has finished. When
+``SEND_QUEUE_LIMIT`` slots are taken, a new send is refused at once (``overloaded``, HTTP
+503 with ``Retry-After``) instead of waiting behind the others; the client sends it again
+with the same ``client_id`` after ``SEND_RETRY_AFTER`` seconds, and the idempotent send
+stores it once.
+
+REST requests run on many threads and WebSocket sends on the event loop, so the count is
+guarded by a lock. Refusals are counted (``support_chat_sends_rejected_total``) and logged
+(``send.overloaded``) at most once per ``LOG_WINDOW`` seconds per interface, with how many
+refusals the line stands for; so are requests and frames answered ``unavailable`` because
+the database gave no connection (``support_chat_db_unavailable_total``, ``db.unavailable``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from typing import Any
+
+from django.utils.translation import gettext
+
+from . import metrics
+from .conf import chat_settings
+
+logger = logging.getLogger("django_support_chat.sendqueue")
+
+LOG_WINDOW = 10.0
+
+OVERLOADED = "overloaded"
+UNAVAILABLE = "unavailable"
+
+
+class Overloaded(Exception):
+    """Every slot is taken: answer the send at once (``overloaded``), store nothing."""
+
+    code = OVERLOADED
+
+    def __init__(self) -> None:
+        super().__init__(gettext("The server is busy; try again shortly."))
+        self.retry_after = retry_after()
+
+
+def retry_after() -> float:
+    """Seconds a refused client should wait (``SEND_RETRY_AFTER``)."""
+    return float(chat_settings.SEND_RETRY_AFTER)
+
+
+def retry_after_header(seconds: float | None = None) -> str:
+    """The ``Retry-After`` header: whole seconds, at least 1."""
+    return str(max(1, math.ceil(retry_after() if seconds is None else seconds)))
+
+
+class Slot:
+    """One pending send. ``release()`` may be called more than once (the database thread
+    releases when the call ends; the caller again when it sees the result)."""
+
+    __slots__ = ("_gate", "_released")
+
+    def __init__(self, gate: SendGate) -> None:
+        self._gate, self._released = gate, False
+
+    def release(self) -> None:
+        with self._gate._lock:
+            if self._released:
+                return
+            self._released = True
+            self._gate._pending -= 1
+
+    def __enter__(self) -> Slot:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+class SendGate:
+    """The per-process count of pending sends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending = 0
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def try_acquire(self, limit: int | None = None) -> Slot | None:
+        """A slot, or None when ``limit`` (default ``SEND_QUEUE_LIMIT``; None: unbounded)
+        slots are already taken. Never waits."""
+        if limit is None:
+            limit = chat_settings.SEND_QUEUE_LIMIT
+        with self._lock:
+            if limit is not None and self._pending >= limit:
+                return None
+            self._pending += 1
+        return Slot(self)
+
+    def acquire(self, interface: str) -> Slot:
+        """A slot, or :class:`Overloaded` (counted and logged for ``interface``)."""
+        slot = self.try_acquire()
+        if slot is None:
+            note_rejected(interface, OVERLOADED, pending=self._pending)
+            raise Overloaded
+        return slot
+
+
+gate = SendGate()
+
+# (interface, reason) -> [time of the last line, refusals since]
+_log_state: dict[tuple[str, str], list[float]] = {}
+_log_lock = threading.Lock()
+
+
+def note_rejected(interface: str, reason: str, **fields: Any) -> None:
+    """Count one refusal and log it at most once per ``LOG_WINDOW`` seconds for this
+    ``interface`` (``http``, ``ws``, ``inbox``) and ``reason``, with the number of refusals
+    the line stands for. ``overloaded``: every slot was taken (``send.overloaded``,
+    ``support_chat_sends_rejected_total``); ``unavailable``: the database gave no connection
+    (``db.unavailable``, ``support_chat_db_unavailable_total``)."""
+    if reason == OVERLOADED:
+        metrics.SENDS_REJECTED.labels(interface=interface).inc()
+        event = "send.overloaded"
+        fields = {**fields, "limit": chat_settings.SEND_QUEUE_LIMIT}
+    else:
+        metrics.DB_UNAVAILABLE.labels(interface=interface).inc()
+        event = "db.unavailable"
+    now = time.monotonic()
+    with _log_lock:
+        state = _log_state.setdefault((interface, reason), [-math.inf, 0])
+        state[1] += 1
+        if now - state[0] < LOG_WINDOW:
+            return
+        count, state[0], state[1] = int(state[1]), now, 0
+    details = "".join(f" {key}={value}" for key, value in fields.items())
+    logger.warning(
+        "%s interface=%s refused=%s%s",
+        event,
+        interface,
+        count,
+        details,
+        extra={"event": event, "interface": interface, "refused": count, **fields},
+    )
