@@ -368,6 +368,7 @@ def js_texts() -> dict[str, str]:
         "select_hint": _("Select to act on several"),
         "dismiss": _("Dismiss"),
         "network": _("Could not reach the server. Check your connection and try again."),
+        "busy": _("The server is busy. Your reply will be sent again shortly."),
         "toast_new": _("New conversation"),
         "toast_message": _("New message"),
         "toast_assigned": _("Assigned to you"),

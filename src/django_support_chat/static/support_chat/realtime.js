@@ -59,6 +59,12 @@
     return step * (1 - jitter * (random || Math.random)());
   }
 
+  // ms to wait after an error with retry_after (s), plus 0-0.5 s jitter; else 0
+  function retryDelay(error, random) {
+    var s = error && error.retry_after;
+    return s == null ? 0 : (+s || 1) * 1000 + 500 * (random || Math.random)();
+  }
+
   function SupportChatSocket(options) {
     var o = (this.options = options || {});
     var win = (this.window = o.window !== undefined ? o.window : global.window || null);
@@ -345,8 +351,7 @@
     this.setState("live");
     if (this.options.onFrame) this.options.onFrame(frame);
     this.emit("hello", data, frame);
-    // Catch up on what happened while we were away (one cheap request even when hello's
-    // last_seq says nothing is missing: its answer also tells that the server is done).
+    // Catch up (one cheap request even when nothing is missing: its answer says we are).
     if (this.tracking) this.sync();
     if (this.options.onResend) this.options.onResend(this);
   };
@@ -465,6 +470,7 @@
   SupportChatSocket.FATAL = FATAL;
   SupportChatSocket.backoff = backoff;
   SupportChatSocket.uuid = uuid;
+  SupportChatSocket.retryDelay = retryDelay;
 
   if (typeof module !== "undefined" && module.exports) module.exports = SupportChatSocket;
   else global.SupportChatSocket = SupportChatSocket;

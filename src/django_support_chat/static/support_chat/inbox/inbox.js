@@ -580,6 +580,24 @@
 
   // -- composer --------------------------------------------------------------------------------
 
+  /* 503 (the server's pushback, or no database connection): nothing was stored. Keep the
+     text and its client_id, say so, and send it again after Retry-After (plus jitter) with
+     the same client_id, unless the text changed or another conversation is open by then. */
+  function retryReply(form, sent, xhr) {
+    var wait = window.SupportChatSocket.retryDelay({ retry_after: xhr.getResponseHeader("Retry-After") });
+    if (!wait) return; // not the chat's answer (a proxy's 503): the text stays for a manual retry
+    form.dataset.busy = "1";
+    showAlert(t("busy", "The server is busy. Your reply will be sent again shortly."), "warning");
+    var shown = $("#sc-alerts .sc-alert", root);
+    if (shown) shown.classList.add("sc-busy");
+    setTimeout(function () {
+      var area = $("#sc-reply", form);
+      var id = $('input[name="client_id"]', form);
+      if (composer() !== form || !area || area.value !== sent.text || id.value !== sent.id) return;
+      form.requestSubmit();
+    }, wait);
+  }
+
   function composer() {
     return $("#sc-composer", root);
   }
@@ -1396,6 +1414,13 @@
           area.focus();
         } else if (unchanged) {
           $('input[name="client_id"]', elt).value = sent.id;
+          if (status === 503) retryReply(elt, sent, event.detail.xhr);
+        }
+        if (status !== 503 && elt.dataset.busy) {
+          // The retry went through (or failed otherwise): the "busy" warning is over.
+          delete elt.dataset.busy;
+          var busy = $("#sc-alerts .sc-busy", root);
+          if (busy) busy.remove();
         }
       }
       if (elt && elt.id === "sc-bulk" && status >= 200 && status < 300) {

@@ -7,12 +7,11 @@
  * Safety rule: message text reaches the DOM only as textContent, or as the server's `html`
  * field (escaped and linkified on the server). Never as raw HTML.
  *
- * Data flow: the newest history page comes from the REST API, then a WebSocket brings live
- * events. The socket is the shared client (../realtime.js, window.SupportChatSocket, loaded
- * beside this file): it reconnects, detects dead sockets, drops duplicates and fills holes
- * with `sync` by seq, and calls back here after every hello to resend the queue. Outgoing messages go to a per-user queue in localStorage first and leave it only
- * when the server acknowledges their client_id, so a reload or page change loses nothing
- * and a resend is never stored twice (the server is idempotent on client_id).
+ * Data flow: the newest history page from the REST API, then live events over the shared
+ * socket client (../realtime.js: reconnects, dedupes, fills holes by seq, calls back after
+ * each hello to resend the queue). Outgoing messages wait in a per-user localStorage queue
+ * until the server acknowledges their client_id: a reload loses nothing, and a resend
+ * (after retry_after too) is never stored twice.
  */
 (function () {
   "use strict";
@@ -147,6 +146,7 @@
     var isOpen = false;
     var memoryQueue = null; // used only when localStorage refuses writes
     var inflight = new Map(); // client_id -> token of the send on its way
+    var againTimer = null;
 
     var rt = null; // the SupportChatSocket of this conversation
     var typingSentAt = 0;
@@ -341,6 +341,7 @@
           if (response.ok) return data;
           var error = new Error(data.detail || (data.text && data.text[0]) || response.statusText);
           error.status = response.status;
+          error.retry_after = response.headers.get("Retry-After");
           throw error;
         });
       });
@@ -820,9 +821,8 @@
       flush();
     }
 
-    // Send every queued message of this conversation that is not already on its way.
-    // Over the socket when it is up; over REST when the socket keeps failing but the
-    // network works (a proxy that blocks WebSockets, say).
+    // Send this conversation's queued messages not yet on their way: over the socket, or
+    // over REST when it keeps failing but the network works (a proxy blocking WebSockets).
     function flush() {
       if (!convId || stopped()) return;
       var entries = queueAll().filter(function (entry) {
@@ -861,7 +861,7 @@
           inflight.delete(entry.id);
           var status = error.status || 0;
           if (status >= 400 && status < 500 && status !== 408 && status !== 429) fail(entry.id, error.message);
-          // Network errors, 429 and 5xx: stay queued for the next attempt.
+          else later(error); // Network errors, 429 and 5xx: stay queued
         });
     }
 
@@ -891,11 +891,16 @@
 
     function onSendError(clientId, data) {
       inflight.delete(clientId);
-      if (data.code === "throttled") {
-        setTimeout(flush, (data.retry_after || 1) * 1000); // still queued: try again later
-      } else {
-        fail(clientId, data.message);
+      if (!later(data)) fail(clientId, data.message);
+    }
+
+    function later(error) {
+      var wait = window.SupportChatSocket.retryDelay(error);
+      if (wait) {
+        clearTimeout(againTimer);
+        againTimer = setTimeout(flush, wait);
       }
+      return wait;
     }
 
     // -- WebSocket (the shared client) --------------------------------------------------
