@@ -16,6 +16,7 @@ import weakref
 from typing import Any
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -331,9 +332,16 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
             metrics.OPEN_SOCKETS.labels(route=self.route).dec()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels' dispatch first runs close_old_connections through sync_to_async: a hop
+        # onto the worker's one database thread for every frame and every group event,
+        # queued behind the sends. Every database call here goes through
+        # database_sync_to_async, which closes stale connections around itself.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
         self.busy_since = time.monotonic()
         try:
-            await super().dispatch(message)
+            await handler(message)
         finally:
             self.busy_since = None
 
