@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.checks import Error, Warning, run_checks
 from django.test import modify_settings, override_settings
 
@@ -228,6 +231,59 @@ class TestChecks:
             settings.STATIC_URL = static_url
             assert checks.check_static_files() == []
             assert not {"support_chat.W003", "support_chat.W004"} & set(ids())
+
+
+@contextmanager
+def databases(**conn_max_age: Any):
+    """DATABASES with one alias per keyword, each the default's settings with that
+    CONN_MAX_AGE (``...``: the key left out). Only the checks read it: the connections
+    keep theirs."""
+    base = {k: v for k, v in django_settings.DATABASES["default"].items() if k != "CONN_MAX_AGE"}
+    value = {
+        alias: base if age is ... else {**base, "CONN_MAX_AGE": age}
+        for alias, age in conn_max_age.items()
+    }
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Overriding setting DATABASES", UserWarning)
+        with override_settings(DATABASES=value):
+            yield
+
+
+class TestPersistentConnectionsCheck:
+    @pytest.mark.parametrize("age", [60, 1, None])
+    def test_w006_persistent_connections_under_asgi(self, age):
+        with databases(default=age):
+            [warning] = support_chat_messages()
+        assert warning.id == "support_chat.W006"
+        assert isinstance(warning, Warning)
+        assert "DATABASES['default']" in warning.msg
+        assert ("None (unlimited)" if age is None else f"CONN_MAX_AGE = {age}") in warning.msg
+        assert "CONN_MAX_AGE = 0" in warning.hint and 'OPTIONS["pool"]' in warning.hint
+
+    def test_w006_names_each_persistent_alias(self):
+        with databases(default=0, replica=300, reports=None, other=...):
+            found = [m for m in support_chat_messages() if m.id == "support_chat.W006"]
+        assert ["'replica'" in m.msg for m in found] == [True, False]
+        assert "'reports'" in found[1].msg
+
+    def test_w006_quiet_without_persistent_connections(self):
+        with databases(default=0, other=...):  # ... = no key: Django's default, 0
+            assert ids() == []
+
+    def test_w006_quiet_without_asgi(self, settings):
+        settings.ASGI_APPLICATION = None  # E003 says that; W006 only matters under ASGI
+        with databases(default=60):
+            assert checks.check_persistent_connections() == []
+            assert ids() == ["support_chat.E003"]
+
+    def test_w006_the_pool_settings_are_quiet(self):
+        with databases(default=0):
+            pooled = {
+                **django_settings.DATABASES["default"],
+                "OPTIONS": {"pool": {"min_size": 2, "max_size": 10, "timeout": 5}},
+            }
+            with override_settings(DATABASES={"default": pooled}):
+                assert checks.check_persistent_connections() == []
 
 
 E004_CASES = {

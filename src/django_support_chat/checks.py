@@ -95,6 +95,33 @@ def check_dependencies(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     return errors
 
 
+@register(Tags.async_support)
+def check_persistent_connections(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """Persistent connections under ASGI: each request's sync code runs in a thread of its
+    own, and every thread keeps its own connection, so they pile up until the database
+    refuses clients (Django's documentation: "Persistent connections" under ASGI)."""
+    if not getattr(settings, "ASGI_APPLICATION", None):
+        return []
+    warnings: list[Any] = []
+    for alias, database in (getattr(settings, "DATABASES", None) or {}).items():
+        max_age = database.get("CONN_MAX_AGE", 0)  # Django's default: close after each request
+        if max_age == 0:
+            continue
+        shown = "None (unlimited)" if max_age is None else repr(max_age)
+        warnings.append(
+            Warning(
+                f"DATABASES[{alias!r}] keeps persistent connections (CONN_MAX_AGE = {shown}) "
+                "under ASGI: each request thread keeps a connection of its own, and they "
+                "pile up until the database refuses clients.",
+                hint="Set CONN_MAX_AGE = 0 and, on PostgreSQL, use Django's connection "
+                'pool: OPTIONS["pool"] = {"min_size": 2, "max_size": 10, "timeout": 5} '
+                "(psycopg[pool]). See docs/operations.md (Sizing).",
+                id="support_chat.W006",
+            )
+        )
+    return warnings
+
+
 @register(Tags.staticfiles)
 def check_static_files(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     """The widget's loader.js and CSS come from the static files. Only what is certain is
