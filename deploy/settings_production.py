@@ -9,6 +9,9 @@ Everything comes from the environment (the systemd units read /etc/support-chat.
     ALLOWED_HOSTS         comma-separated host names, e.g. chat.example.com
     CSRF_TRUSTED_ORIGINS  comma-separated origins with scheme, e.g. https://chat.example.com
     DATABASE_URL          postgres://user:password@host:5432/name
+    DATABASE_POOL_MAX_SIZE  connections per worker process in Django's pool (10)
+    DATABASE_POOL_MIN_SIZE  connections the pool keeps open when idle (2)
+    DATABASE_POOL_TIMEOUT   seconds a request waits for a free connection (5)
     REDIS_URL             redis://host:6379/0 (channel layer, presence, rate limits)
     STATIC_ROOT           where `manage.py collectstatic` puts the files nginx serves
     DJANGO_SECURE_COOKIES "1" (default): cookies only over HTTPS. "0" only for a plain-HTTP
@@ -45,9 +48,22 @@ CSRF_COOKIE_SECURE = _SECURE_COOKIES
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ["DATABASE_URL"],
-        conn_max_age=60,  # keep connections between requests
-        conn_health_checks=True,
+        # No persistent connections under ASGI: each request runs in a thread of its own, so
+        # they would pile up one per thread until PostgreSQL refuses clients (check
+        # support_chat.W006). The pool below replaces them.
+        conn_max_age=0,
+        conn_health_checks=True,  # the pool checks a connection before handing it out
     )
+}
+# Django's psycopg connection pool (Django 5.1+, psycopg[pool]), one per worker process.
+# Sizes: docs/operations.md, "Sizing". Workers x max_size (+ the db_worker's and your other
+# clients' connections) must stay below PostgreSQL's max_connections (100 by default). A
+# request that waits longer than `timeout` for a connection fails at once (OperationalError)
+# instead of queueing behind the others.
+DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+    "min_size": int(os.environ.get("DATABASE_POOL_MIN_SIZE", "2")),
+    "max_size": int(os.environ.get("DATABASE_POOL_MAX_SIZE", "10")),
+    "timeout": float(os.environ.get("DATABASE_POOL_TIMEOUT", "5")),
 }
 
 _REDIS_URL = os.environ["REDIS_URL"]

@@ -1,7 +1,8 @@
 """Settings of the example site: a small Bootstrap site that adds django-support-chat.
 
 Embedded defaults: SQLite and the in-memory channel layer. ``DATABASE_URL`` switches to
-PostgreSQL and ``REDIS_URL`` to Redis (channels-redis' pub/sub layer and Redis presence).
+PostgreSQL (through Django's connection pool: ``DATABASE_POOL_MIN_SIZE``, ``_MAX_SIZE`` and
+``_TIMEOUT``) and ``REDIS_URL`` to Redis (channels-redis' pub/sub layer and Redis presence).
 """
 
 from __future__ import annotations
@@ -67,12 +68,23 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.config(
-        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        # Persistent connections (seconds) for load tests: a connect storm on PostgreSQL
-        # otherwise opens a database connection per query.
-        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "0")),
+        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=0
     )
 }
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's psycopg connection pool, as in deploy/settings_production.py (sizes:
+    # docs/operations.md, "Sizing"). Under ASGI every request runs in a thread of its own,
+    # and persistent connections (CONN_MAX_AGE > 0) pile up one per thread until PostgreSQL
+    # refuses clients (check support_chat.W006). The pool is per worker process: at most
+    # max_size connections, and a request that waits longer than `timeout` seconds for one
+    # fails at once with OperationalError instead of queueing.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool requires it
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": int(os.environ.get("DATABASE_POOL_MIN_SIZE", "2")),
+        "max_size": int(os.environ.get("DATABASE_POOL_MAX_SIZE", "10")),
+        "timeout": float(os.environ.get("DATABASE_POOL_TIMEOUT", "5")),
+    }
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3") and django.VERSION >= (5, 1):
     # Sockets and pages write at the same time (messages, read receipts). Take SQLite's

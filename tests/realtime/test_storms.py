@@ -263,7 +263,6 @@ def storm_worker(transactional_db: None) -> Any:
             "REDIS_URL": url,
             "SUPPORT_CHAT_HEARTBEAT_INTERVAL": str(INTERVAL),
             "SUPPORT_CHAT_PRESENCE_TTL": str(TTL),
-            "DATABASE_CONN_MAX_AGE": "60",  # PostgreSQL: no new connection per query
         }
     )
     yield base.replace("http://", "ws://"), url
