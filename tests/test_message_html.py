@@ -12,6 +12,7 @@ import pytest
 from bleach.linkifier import Linker
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.test import Client
 
 from django_support_chat import payloads
 from django_support_chat.models import Message, Side
@@ -103,6 +104,26 @@ def test_a_rest_history_page_of_distinct_messages_never_runs_bleach(
     assert linkify_calls == []
     by_text = {row["text"]: row["html"] for row in rows}
     assert by_text == {text: render_text(text) for text in texts}
+
+
+@pytest.mark.django_db
+def test_the_staff_inbox_shows_the_stored_html_without_running_bleach(
+    conversation, customer, staff, linkify_calls
+):
+    texts = [f"inbox {i}: https://example.com/{i} <b>{i}</b>" for i in range(30)]
+    last = [send(conversation, customer, text) for text in texts][-1]
+    linkify_calls.clear()
+    render_text.cache_clear()
+    client = Client()
+    client.force_login(staff)
+    page = client.get(f"/admin/chat/{conversation.pk}/")
+    history = client.get(f"/admin/chat/{conversation.pk}/messages/?before={last.pk}")
+    assert page.status_code == history.status_code == 200
+    assert linkify_calls == []
+    for response, shown in ((page, texts), (history, texts[:-1])):
+        html = response.content.decode()
+        assert all(render_text(text) in html for text in shown)
+        assert "<b>" not in html
 
 
 @pytest.mark.django_db

@@ -53,7 +53,7 @@ from ..conf import chat_settings
 from ..exceptions import ChatError
 from ..models import Conversation, Message, NotificationPreference, Side
 from ..names import customer_name, staff_label
-from ..text import render_text
+from ..payloads import message_html
 from .forms import (
     BULK_LIMIT,
     FILTERS,
@@ -263,8 +263,9 @@ def message_views(messages: list[Message], conversation: Conversation) -> list[M
         views.append(
             MessageView(
                 message=message,
-                # Escaped, then bare URLs linked (bleach): safe HTML, never the raw text.
-                html=mark_safe(render_text(message.text)),
+                # Escaped, then bare URLs linked: the safe HTML stored with the message
+                # (Message.html), never the raw text; no bleach on read.
+                html=mark_safe(message_html(message)),
                 from_staff=message.sender_side == Side.STAFF,
                 sender_name=_sender_name(message),
                 status=message.status_for_recipient(conversation),
