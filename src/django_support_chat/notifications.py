@@ -72,31 +72,32 @@ def email_enabled() -> bool:
 
 
 def recipients_for(message: Message, conversation: Conversation) -> list[tuple[Any, Side]]:
-    """Who a new message may email, with the side each reads for (the rules of the issue)."""
+    """Who a new message may email, as ``(user id, side)`` (the rules of the issue); ids,
+    so that a send never loads the customer or the assignee for this."""
     rules = email_settings()
     if message.sender_side == Side.STAFF:
         if not rules.get("customer_replies", True):
             return []
-        return [(conversation.customer, Side.USER)]
+        return [(conversation.customer_id, Side.USER)]
     if conversation.assigned_to_id is not None:
         if not rules.get("assigned_staff", True):
             return []
-        return [(conversation.assigned_to, Side.STAFF)]
+        return [(conversation.assigned_to_id, Side.STAFF)]
     if not rules.get("unassigned_to_all_staff", True):
         return []
-    return [(user, Side.STAFF) for user in staff_users() if user.pk != message.sender_id]
+    return [(user.pk, Side.STAFF) for user in staff_users() if user.pk != message.sender_id]
 
 
 def schedule_for_message(message: Message, conversation: Conversation) -> list[EmailNotification]:
     """Make sure each recipient of ``message`` has a pending email; returns the new rows.
 
-    Called after the message is committed (the ``message_created`` receiver). An existing
-    pending row is left as it is: its email will cover this message too, and its due time
-    keeps the "one email per delay window" rule.
+    Called after the message is committed (the ``message_created`` receiver), on every
+    send: one query while a window is open (plus the staff list for an unassigned
+    conversation). An existing pending row is left as it is: its email will cover this
+    message too, and its due time keeps the "one email per delay window" rule.
     """
     if not email_enabled():
         return []
-    due_at = timezone.now() + timedelta(seconds=chat_settings.EMAIL_DELAY)
     # One query for who already has a pending email here (all staff: one row each).
     waiting = set(
         EmailNotification.objects.filter(
@@ -104,23 +105,24 @@ def schedule_for_message(message: Message, conversation: Conversation) -> list[E
         ).values_list("recipient_id", flat=True)
     )
     created = []
-    for recipient, side in recipients_for(message, conversation):
-        if recipient.pk in waiting:
+    due_at = timezone.now() + timedelta(seconds=chat_settings.EMAIL_DELAY)
+    for recipient_id, side in recipients_for(message, conversation):
+        if recipient_id in waiting:
             continue
-        row = _create_pending(conversation, recipient, side, due_at)
+        row = _create_pending(conversation, recipient_id, side, due_at)
         if row is not None:
             created.append(row)
     return created
 
 
 def _create_pending(
-    conversation: Conversation, recipient: Any, side: Side, due_at: Any
+    conversation: Conversation, recipient_id: Any, side: Side, due_at: Any
 ) -> EmailNotification | None:
     try:
         with transaction.atomic():
             row = EmailNotification.objects.create(
                 conversation=conversation,
-                recipient_id=recipient.pk,
+                recipient_id=recipient_id,
                 recipient_side=side,
                 due_at=due_at,
             )
