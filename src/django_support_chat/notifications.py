@@ -100,9 +100,9 @@ def schedule_for_message(message: Message, conversation: Conversation) -> list[E
         return []
     # One query for who already has a pending email here (all staff: one row each).
     waiting = set(
-        EmailNotification.objects.filter(
-            conversation=conversation, status=Status.PENDING
-        ).values_list("recipient_id", flat=True)
+        EmailNotification.objects.filter(conversation=conversation, status=Status.PENDING)
+        .order_by()
+        .values_list("recipient_id", flat=True)
     )
     created = []
     due_at = timezone.now() + timedelta(seconds=chat_settings.EMAIL_DELAY)
