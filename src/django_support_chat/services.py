@@ -1,7 +1,8 @@
 """The domain actions: the only code that changes chat state.
 
-Every function runs in one transaction, moves counters with ``F()`` expressions and
-publishes its events after commit. Callers (REST views, consumers, inbox views,
+Every function runs in one transaction, moves counters with ``F()`` expressions (or
+plain values read under the conversation's row lock) and publishes its events after
+commit. Callers (REST views, consumers, inbox views,
 management commands) check who may act; services validate input and keep state right.
 """
 
