@@ -189,6 +189,13 @@ def test_refusals_are_logged_at_most_once_per_window(caplog, monkeypatch):
 # -- REST and the inbox, in process ---------------------------------------------------------
 
 
+def rejected(interface: str, name: str = "support_chat_sends_rejected_total") -> float:
+    """The counter's value now (prometheus-client is in the test extra)."""
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, {"interface": interface}) or 0.0
+
+
 def post_message(client: Client, pk: int, client_id: str, text: str = "Hello") -> Any:
     return client.post(
         f"{API}conversations/{pk}/messages/",
@@ -223,6 +230,7 @@ def test_rest_sends_behind_a_locked_row_get_503_then_are_stored_once(settings):
         for thread in waiting:
             thread.start()
         wait_for(lambda: sendqueue.gate.pending == 3, 10, "three sends waiting")
+        before = rejected("http")
         started = time.monotonic()
         refused = post_message(clients[3], conversation.pk, ids[3], "m3")
         assert time.monotonic() - started < 1.0, "answered at once, not queued"
@@ -233,6 +241,7 @@ def test_rest_sends_behind_a_locked_row_get_503_then_are_stored_once(settings):
             "code": "overloaded",
             "retry_after": 1.5,
         }
+        assert rejected("http") == before + 1
         assert Message.objects.count() == 0
         lock.release()
         for thread in waiting:
@@ -257,6 +266,7 @@ def test_inbox_reply_gets_503_while_the_gate_is_full_and_the_retry_is_stored_onc
     htmx = {"HTTP_HX_REQUEST": "true"}
     taken = sendqueue.gate.try_acquire()  # another send in progress in this process
     assert taken is not None
+    before = rejected("inbox")
     try:
         busy = client.post(url, form, **htmx)
         assert busy.status_code == 503
@@ -265,6 +275,7 @@ def test_inbox_reply_gets_503_while_the_gate_is_full_and_the_retry_is_stored_onc
         assert "The server is busy" in busy.content.decode()
         assert 'data-level="warning"' in busy.content.decode()
         assert client.post(url, form).status_code == 503  # without htmx: plain text
+        assert rejected("inbox") == before + 2
         assert Message.objects.count() == 0
     finally:
         taken.release()
@@ -488,7 +499,7 @@ def test_a_database_that_refuses_the_worker_answers_503_not_500():
                 "code": "unavailable",
                 "retry_after": 0.5,
             }
-        status, retry_after, data = user.call("GET", f"{API}unread_count")
+        status, retry_after, data = user.call("GET", f"{API}unread_count")  # any endpoint
         assert (status, retry_after) == (503, "1")
         status, retry_after, data = staff_user.call("GET", "/admin/chat/")
         assert (status, retry_after) == (503, "1"), data[:300]

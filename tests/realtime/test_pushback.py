@@ -25,7 +25,7 @@ from django.db import connection
 from django_support_chat import sendqueue
 from django_support_chat.models import Conversation, Message
 
-from ..test_pushback import RowLock
+from ..test_pushback import RowLock, rejected
 from .conftest import Socket, make_user, open_socket
 
 pytestmark = [pytest.mark.postgres, pytest.mark.parametrize("layer", ["memory"], indirect=True)]
@@ -87,6 +87,7 @@ async def test_sends_behind_a_locked_row_are_pushed_back_then_stored_once(
         await until(lambda: sendqueue.gate.pending == 3, 10, "three sends waiting")
 
         # The limit is reached: the next sends are answered at once, nothing is stored.
+        before = rejected("ws")
         started = time.monotonic()
         for n in (3, 4):
             await send(tabs[n], ids[n], f"m{n}")
@@ -99,6 +100,7 @@ async def test_sends_behind_a_locked_row_are_pushed_back_then_stored_once(
             }
         assert time.monotonic() - started < 1.0
         assert sendqueue.gate.pending == 3
+        assert rejected("ws") == before + 2
 
         # A tab closed while its send waits: the frame is cancelled, the database call is
         # not (it is shielded) and keeps its slot until it ends.
@@ -185,6 +187,7 @@ async def test_an_operational_error_answers_unavailable_not_server_error(
         "retry_after": 1.0,
     }
     assert sendqueue.gate.pending == 0
+    assert rejected("ws", "support_chat_db_unavailable_total") >= 1
     assert await loop.run_in_executor(None, stored_count) == 0
     await send(socket, client_id, "m2")
     sent = await socket.expect("message:sent", timeout=5, where=by_ref("m2"))
