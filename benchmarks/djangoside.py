@@ -1,19 +1,13 @@
 """Everything the benchmark does through Django in its own process: migrate, fixtures,
-WebSocket tokens, the inbox query counts (CaptureQueriesContext through the test client)
-and the REST latencies (real HTTP against the uvicorn server).
+WebSocket tokens, session cookies of the REST clients, and the "stored once" counts.
 
 Call ``setup()`` once, before any event loop runs: the ORM is used synchronously here.
 """
 
 from __future__ import annotations
 
-import base64
-import http.client
-import json
 import os
-import statistics
 import sys
-import time
 import uuid
 from typing import Any
 
@@ -23,11 +17,21 @@ MESSAGE_TABLE = "support_chat_message"
 CONVERSATION_TABLE = "support_chat_conversation"
 
 
-def setup(database_url: str, redis_url: str) -> None:
-    os.environ["DJANGO_SETTINGS_MODULE"] = "bench_settings"
-    os.environ["DATABASE_URL"] = database_url
-    os.environ["REDIS_URL"] = redis_url
-    for p in (str(BENCH_DIR), str(ROOT / "example_project"), str(ROOT / "src")):
+def site_env(database_url: str, redis_url: str, static_root: str) -> dict[str, str]:
+    """The environment deploy/settings_production.py reads, pointed at loopback."""
+    return {
+        "DJANGO_SETTINGS_MODULE": "bench_settings",
+        "SECRET_KEY": "bench-only-" + "x" * 40,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "STATIC_ROOT": static_root,
+    }
+
+
+def setup(env: dict[str, str]) -> None:
+    os.environ.update(env)
+    for p in (str(BENCH_DIR), str(ROOT / "example_project"), str(ROOT / "src"), str(ROOT)):
         if p not in sys.path:
             sys.path.insert(0, p)
     import django
@@ -36,6 +40,32 @@ def setup(database_url: str, redis_url: str) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
+
+
+def settings_summary() -> dict[str, Any]:
+    """What the benchmarked site runs with: the database options, and the differences from
+    production that bench_settings declares."""
+    from django.conf import settings
+
+    db = dict(settings.DATABASES["default"])
+    return {
+        "CONN_MAX_AGE": db.get("CONN_MAX_AGE"),
+        "CONN_HEALTH_CHECKS": db.get("CONN_HEALTH_CHECKS"),
+        "OPTIONS": {k: v for k, v in (db.get("OPTIONS") or {}).items() if k != "password"},
+        "CHANNEL_LAYERS": settings.CHANNEL_LAYERS["default"]["BACKEND"],
+        "SEND_QUEUE_LIMIT": _chat_setting("SEND_QUEUE_LIMIT"),
+        "SEND_RETRY_AFTER": _chat_setting("SEND_RETRY_AFTER"),
+        "differences": getattr(settings, "BENCH_DIFFERENCES", {}),
+    }
+
+
+def _chat_setting(name: str) -> Any:
+    from django_support_chat.conf import chat_settings
+
+    try:
+        return getattr(chat_settings, name)
+    except AttributeError:
+        return "(no such setting yet)"
 
 
 def close_db() -> None:
@@ -84,9 +114,10 @@ def ensure_conversations(total: int) -> list[tuple[int, int]]:
                 cur.execute(
                     f"""
                     INSERT INTO {MESSAGE_TABLE}
-                        (conversation_id, sender_id, sender_side, text, client_id, created_at)
+                        (conversation_id, sender_id, sender_side, text, client_id, created_at,
+                         seq{extra_columns()})
                     SELECT c.id, c.customer_id, 'user', 'Hello, I need help with my order',
-                           gen_random_uuid(), now()
+                           gen_random_uuid(), now(), 1{extra_values()}
                     FROM {CONVERSATION_TABLE} c
                     WHERE c.last_message_id IS NULL AND c.customer_id = ANY(%s)
                     """,
@@ -95,7 +126,7 @@ def ensure_conversations(total: int) -> list[tuple[int, int]]:
                 cur.execute(
                     f"""
                     UPDATE {CONVERSATION_TABLE} c SET last_message_id = m.id,
-                        last_message_at = m.created_at, unread_staff_count = 1
+                        last_message_at = m.created_at, unread_staff_count = 1, last_seq = 1
                     FROM {MESSAGE_TABLE} m
                     WHERE m.conversation_id = c.id AND c.last_message_id IS NULL
                     """
@@ -124,206 +155,176 @@ def tokens_for(user_ids: list[int]) -> dict[int, str]:
     return {pk: make_token(users[pk]) for pk in user_ids}
 
 
-# -- inbox query counts ----------------------------------------------------------------------------
+# -- REST clients -----------------------------------------------------------------------------------
 
 
-def inbox_queries(staff: Any, repeats: int = 5) -> dict[str, Any]:
-    """Queries and time of the staff inbox list: the REST inbox and the HTML inbox page."""
-    from django.db import connection
-    from django.test import Client
-    from django.test.utils import CaptureQueriesContext
-
-    from django_support_chat.models import Conversation
-
-    client = Client()
-    client.force_login(staff)
-    out: dict[str, Any] = {"conversations": Conversation.objects.count()}
-    for name, url in (("api_inbox", "/api/chat/inbox/"), ("html_inbox", "/admin/chat/")):
-        client.get(url)  # warm up (template loading, first-use imports)
-        times, counts, status = [], [], 0
-        for _ in range(repeats):
-            with CaptureQueriesContext(connection) as ctx:
-                t = time.perf_counter()
-                response = client.get(url)
-                times.append((time.perf_counter() - t) * 1000)
-            counts.append(len(ctx.captured_queries))
-            status = response.status_code
-        out[name] = {
-            "queries": max(counts),
-            "ms_median": statistics.median(times),
-            "status": status,
-            "sql": [q["sql"][:160] for q in ctx.captured_queries],
-        }
-    return out
-
-
-# -- REST ------------------------------------------------------------------------------------------
-
-
-def rest_conversation() -> tuple[Any, Any, Any]:
-    """The customer, staff member and conversation of the REST measurements."""
+def rest_clients(count: int, history: int) -> list[dict[str, Any]]:
+    """``count`` customers (``bench-r-<i>``), each with a conversation holding ``history``
+    messages (alternating customer / staff, distinct texts with a link), a session cookie
+    and a CSRF token; and per customer a second conversation (customer ``bench-rf-<i>``)
+    that only the floor's POSTs write to. Returns dicts with ``conversation``,
+    ``floor_conversation``, ``cookie`` and ``csrf``."""
+    from django.conf import settings
     from django.contrib.auth import get_user_model
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.db import connection, transaction
 
     from django_support_chat.models import Conversation
 
     User = get_user_model()
-    customer, _ = User.objects.get_or_create(username="bench-rest-customer")
     staff, _ = User.objects.get_or_create(username="bench-rest-staff", defaults={"is_staff": True})
-    conversation = Conversation.objects.filter(customer=customer).first()
-    if conversation is None:
-        conversation = Conversation.objects.create(customer=customer)
-    return customer, staff, conversation
-
-
-def bulk_messages(
-    conversation: Any, customer: Any, staff: Any, count: int, batch: int = 250_000, log: Any = print
-) -> float:
-    """Insert ``count`` messages into ``conversation`` server-side (generate_series), then
-    update its denormalised fields and ANALYZE. Returns the seconds it took."""
-    from django.db import connection
-
-    started = time.perf_counter()
-    done = 0
-    with connection.cursor() as cur:
-        while done < count:
-            n = min(batch, count - done)
+    out = []
+    with transaction.atomic():
+        have = {
+            u.username: u
+            for u in User.objects.filter(username__startswith="bench-r")
+            if u.username.startswith(("bench-r-", "bench-rf-"))
+        }
+        new = [
+            User(username=name, password="!")
+            for i in range(count)
+            for name in (f"bench-r-{i}", f"bench-rf-{i}")
+            if name not in have
+        ]
+        for u in User.objects.bulk_create(new, batch_size=2000):
+            have[u.username] = u
+        convs = {c.customer_id: c for c in Conversation.objects.filter(customer__in=have.values())}
+        missing = [Conversation(customer=u) for u in have.values() if u.pk not in convs]
+        for c in Conversation.objects.bulk_create(missing, batch_size=2000):
+            convs[c.customer_id] = c
+        plugin_ids = [convs[have[f"bench-r-{i}"].pk].pk for i in range(count)]
+        with connection.cursor() as cur:
             cur.execute(
-                f"""
-                INSERT INTO {MESSAGE_TABLE}
-                    (conversation_id, sender_id, sender_side, text, client_id, created_at)
-                SELECT %s,
-                       CASE WHEN g %% 2 = 0 THEN %s ELSE %s END,
-                       CASE WHEN g %% 2 = 0 THEN 'user' ELSE 'staff' END,
-                       'History message number ' || g || ' with a little text in it',
-                       gen_random_uuid(),
-                       now() - make_interval(secs => %s - g)
-                FROM generate_series(1, %s) AS g
-                """,
-                [conversation.pk, customer.pk, staff.pk, count - done + 10, n],
+                f"SELECT DISTINCT conversation_id FROM {MESSAGE_TABLE}"
+                " WHERE conversation_id = ANY(%s)",
+                [plugin_ids],
             )
-            done += n
-            if count > batch:
-                log(f"    {done:,}/{count:,} rows ({time.perf_counter() - started:.0f} s)")
-        cur.execute(
-            f"""
-            UPDATE {CONVERSATION_TABLE} SET last_message_id = (
-                SELECT max(id) FROM {MESSAGE_TABLE} WHERE conversation_id = %s),
-                last_message_at = now()
-            WHERE id = %s
-            """,
-            [conversation.pk, conversation.pk],
-        )
+            seeded = {row[0] for row in cur.fetchall()}
+            todo = [pk for pk in plugin_ids if pk not in seeded]
+            if todo and history:
+                cur.execute(
+                    f"""
+                    INSERT INTO {MESSAGE_TABLE}
+                        (conversation_id, sender_id, sender_side, text, client_id, created_at,
+                         seq{extra_columns()})
+                    SELECT c.id,
+                           CASE WHEN g %% 2 = 1 THEN c.customer_id ELSE %s END,
+                           CASE WHEN g %% 2 = 1 THEN 'user' ELSE 'staff' END,
+                           'Message ' || g || ' of conversation ' || c.id
+                               || ': see https://example.com/orders/' || c.id || '/' || g
+                               || ' for the details of your order.',
+                           gen_random_uuid(),
+                           now() - make_interval(secs => %s - g),
+                           g{extra_values()}
+                    FROM {CONVERSATION_TABLE} c, generate_series(1, %s) AS g
+                    WHERE c.id = ANY(%s)
+                    """,
+                    [staff.pk, history + 1, history, todo],
+                )
+                cur.execute(
+                    f"""
+                    UPDATE {CONVERSATION_TABLE} c SET last_message_id = m.id,
+                        last_message_at = m.created_at, last_seq = m.seq
+                    FROM (SELECT DISTINCT ON (conversation_id) conversation_id, id, seq,
+                                 created_at
+                          FROM {MESSAGE_TABLE} WHERE conversation_id = ANY(%s)
+                          ORDER BY conversation_id, id DESC) m
+                    WHERE c.id = m.conversation_id
+                    """,
+                    [todo],
+                )
+        fill_derived_columns()
+        for i in range(count):
+            user = have[f"bench-r-{i}"]
+            session = SessionStore()
+            session["_auth_user_id"] = str(user.pk)
+            session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+            session["_auth_user_hash"] = user.get_session_auth_hash()
+            session.create()
+            csrf = uuid.uuid4().hex  # any 32-character secret is a valid CSRF cookie
+            out.append(
+                {
+                    "conversation": convs[user.pk].pk,
+                    "floor_conversation": convs[have[f"bench-rf-{i}"].pk].pk,
+                    "cookie": f"{settings.SESSION_COOKIE_NAME}={session.session_key}; "
+                    f"{settings.CSRF_COOKIE_NAME}={csrf}",
+                    "csrf": csrf,
+                }
+            )
+    with connection.cursor() as cur:
         cur.execute(f"ANALYZE {MESSAGE_TABLE}")
         cur.execute(f"ANALYZE {CONVERSATION_TABLE}")
-    return time.perf_counter() - started
-
-
-def message_stats(conversation: Any) -> dict[str, int]:
-    from django_support_chat.models import Message
-
-    return {
-        "table_rows": Message.objects.count(),
-        "conversation_rows": Message.objects.filter(conversation=conversation).count(),
-    }
-
-
-def oldest_ids(conversation: Any, skip: int) -> int:
-    from django_support_chat.models import Message
-
-    return (
-        Message.objects.filter(conversation=conversation)
-        .order_by("id")
-        .values_list("id", flat=True)[skip]
-    )
-
-
-def session_cookie(user: Any) -> str:
-    from django.conf import settings
-    from django.test import Client
-
-    client = Client()
-    client.force_login(user)
-    return client.cookies[settings.SESSION_COOKIE_NAME].value
-
-
-class Http:
-    """Sequential keep-alive HTTP/1.1 requests with a session cookie and a CSRF token."""
-
-    def __init__(self, port: int, session: str) -> None:
-        from django.conf import settings
-
-        self.port = port
-        self.csrf = uuid.uuid4().hex  # any 32-char token works as the cookie secret
-        self.headers = {
-            "Cookie": f"{settings.SESSION_COOKIE_NAME}={session}; "
-            f"{settings.CSRF_COOKIE_NAME}={self.csrf}",
-            "X-CSRFToken": self.csrf,
-            "Host": "127.0.0.1",
-        }
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, float, Any]:
-        headers = dict(self.headers)
-        data = None
-        if body is not None:
-            data = json.dumps(body)
-            headers["Content-Type"] = "application/json"
-        t = time.perf_counter()
-        self.conn.request(method, path, body=data, headers=headers)
-        response = self.conn.getresponse()
-        payload = response.read()
-        ms = (time.perf_counter() - t) * 1000
-        return response.status, ms, payload
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-def drf_cursor(position: int) -> str:
-    """DRF CursorPagination's cursor for "the page after id ``position``"."""
-    return base64.b64encode(f"p={position}".encode()).decode()
-
-
-def rest_latencies(
-    port: int, customer: Any, staff: Any, conversation: Any, repeats: int, deep_position: int
-) -> dict[str, Any]:
-    """Latency (ms) of send, history pages and unread_count, ``repeats`` each, in turn."""
-    import numpy as np
-
-    cust = Http(port, session_cookie(customer))
-    agent = Http(port, session_cookie(staff))
-    base = f"/api/chat/conversations/{conversation.pk}/messages/"
-    cursor = drf_cursor(deep_position)
-    ops = {
-        "send (POST messages/)": lambda: cust.request(
-            "POST", base, {"text": "Hello from the REST benchmark", "client_id": str(uuid.uuid4())}
-        ),
-        "history, newest page": lambda: cust.request("GET", base),
-        "history, deep page (keyset cursor)": lambda: cust.request(
-            "GET", f"{base}?cursor={cursor}"
-        ),
-        "unread_count (customer)": lambda: cust.request("GET", "/api/chat/unread_count"),
-        "unread_count (staff)": lambda: agent.request("GET", "/api/chat/unread_count"),
-    }
-    out: dict[str, Any] = {}
-    for name, op in ops.items():
-        for _ in range(3):
-            op()  # warm up
-        times, statuses = [], set()
-        for _ in range(repeats):
-            status, ms, _payload = op()
-            times.append(ms)
-            statuses.add(status)
-        a = np.asarray(times)
-        p50, p95, p99 = np.percentile(a, [50, 95, 99])
-        out[name] = {
-            "n": repeats,
-            "p50": float(p50),
-            "p95": float(p95),
-            "p99": float(p99),
-            "max": float(a.max()),
-            "statuses": sorted(statuses),
-        }
-    cust.close()
-    agent.close()
     return out
+
+
+def _html_field() -> str | None:
+    from django_support_chat.models import Message
+
+    names = [f.name for f in Message._meta.concrete_fields if "html" in f.name]
+    return names[0] if names else None
+
+
+def extra_columns() -> str:
+    """Columns beyond the ones every version of the model has, for the raw INSERTs: the
+    stored HTML when the model has it (empty here, filled by fill_derived_columns)."""
+    field = _html_field()
+    return f", {field}" if field else ""
+
+
+def extra_values() -> str:
+    return ", ''" if _html_field() else ""
+
+
+def fill_derived_columns() -> int:
+    """Fill columns the server derives at write time in rows the fixtures inserted with
+    SQL: today none; a stored HTML rendering of the text (issue #14: render at write
+    time) when the Message model has one. Returns the rows filled."""
+    from django_support_chat.models import Message
+
+    field = _html_field()
+    if field is None:
+        return 0
+    from django_support_chat import text as text_mod
+
+    render = getattr(text_mod, "render_text", None)
+    if render is None:
+        return 0
+    rows = list(Message.objects.filter(**{f"{field}__in": ["", None]}).only("id", "text"))
+    for m in rows:
+        setattr(m, field, render(m.text))
+    Message.objects.bulk_update(rows, [field], batch_size=2000)
+    return len(rows)
+
+
+def fill_all_derived() -> None:
+    """fill_derived_columns over the whole table, in its own transaction."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        fill_derived_columns()
+
+
+def stored_once(client_ids: list[str]) -> dict[str, int]:
+    """How many of ``client_ids`` the database holds once, not at all, or more than once."""
+    from django.db import connection
+
+    if not client_ids:
+        return {"messages": 0, "once": 0, "missing": 0, "more_than_once": 0}
+    counts: dict[str, int] = {}
+    with connection.cursor() as cur:
+        for k in range(0, len(client_ids), 20_000):
+            chunk = client_ids[k : k + 20_000]
+            cur.execute(
+                f"SELECT client_id::text, count(*) FROM {MESSAGE_TABLE}"
+                " WHERE client_id = ANY(%s::uuid[]) GROUP BY 1",
+                [chunk],
+            )
+            counts.update(dict(cur.fetchall()))
+    close_db()
+    unique = set(client_ids)
+    return {
+        "messages": len(unique),
+        "once": sum(1 for c in unique if counts.get(c) == 1),
+        "missing": sum(1 for c in unique if c not in counts),
+        "more_than_once": sum(1 for c in unique if counts.get(c, 0) > 1),
+    }

@@ -1,9 +1,9 @@
 """Throwaway services for the benchmarks: a PostgreSQL cluster, a redis-server and uvicorn
 processes, all on free loopback ports inside one temp dir that is removed at the end.
 
-Mirrors scripts/_lib.sh (same PostgreSQL flags) so the figures come from the same setup as
-the test suite; adds ``pg_stat_statements`` for the SQL counts. Never touches the dev
-PostgreSQL (54329) or Redis (6390).
+PostgreSQL runs with its defaults (fsync on, as in production; unlike the test suite's
+cluster in scripts/_lib.sh) plus ``pg_stat_statements`` for the SQL counts. Never touches the
+dev PostgreSQL (54329) or Redis (6390).
 """
 
 from __future__ import annotations
@@ -29,6 +29,41 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "benchmarks"
 PG_BINDIR = Path(os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin"))
 PYTHON = sys.executable
+
+
+SYSTEMD_UNIT = ROOT / "deploy" / "systemd" / "support-chat@.service"
+
+
+def production_uvicorn_flags() -> list[str]:
+    """uvicorn's flags in the production unit's ExecStart, without the app, --host and
+    --port (the harness picks a loopback port): what the documented deployment runs."""
+    try:
+        lines = SYSTEMD_UNIT.read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        if line.startswith("ExecStart=") and "uvicorn" in line:
+            words = line.split()[2:]  # without ExecStart=.../uvicorn and the app
+            out, skip = [], False
+            for word in words:
+                if skip:
+                    skip = False
+                    continue
+                if word in ("--host", "--port", "--uds", "--fd"):
+                    skip = True
+                    continue
+                out.append(word)
+            return out
+    return []
+
+
+def uvicorn_deflate_default() -> bool:
+    """Whether the production unit leaves permessage-deflate on (uvicorn's default)."""
+    flags = production_uvicorn_flags()
+    if "--ws-per-message-deflate" in flags:
+        i = flags.index("--ws-per-message-deflate")
+        return i + 1 < len(flags) and flags[i + 1].lower() in ("true", "1", "yes")
+    return True
 
 
 def free_port() -> int:
@@ -74,6 +109,7 @@ class Services:
     redis_proc: subprocess.Popen[Any] | None = None
     servers: list[subprocess.Popen[Any]] = field(default_factory=list)
     logs: dict[int, str] = field(default_factory=dict)
+    pg_opts: str = ""
 
     def __post_init__(self) -> None:
         self.dir.chmod(0o755)
@@ -111,20 +147,18 @@ class Services:
                 f"-p {self.pg_port}",
                 f"-k {pg_dir}",
                 "-c listen_addresses=127.0.0.1",
-                "-c max_connections=300",
-                # the test suite's settings (scripts/_lib.sh): no fsync, async commit
-                "-c fsync=off",
-                "-c synchronous_commit=off",
-                "-c full_page_writes=off",
-                "-c shared_buffers=256MB",
-                "-c max_wal_size=4GB",
-                # statement counts for "SQL per message"
+                # Everything else is PostgreSQL's default, durability included (fsync,
+                # synchronous_commit, full_page_writes on; max_connections 100), as a
+                # production server has it. The test suite's own cluster (scripts/_lib.sh)
+                # turns those off; the benchmarks do not.
+                # statement counts for "SQL per message" (an extension, no durability change)
                 "-c shared_preload_libraries=pg_stat_statements",
                 "-c pg_stat_statements.track=top",
                 "-c pg_stat_statements.track_utility=on",
                 "-c pg_stat_statements.max=10000",
             ]
         )
+        self.pg_opts = opts
         self._as_pg(
             str(PG_BINDIR / "pg_ctl"),
             "-D",
@@ -217,17 +251,18 @@ class Services:
         app: str,
         env: dict[str, str],
         *,
-        deflate: bool = True,
+        deflate: bool | None = None,
         name: str = "server",
         workers: int = 1,
     ) -> tuple[subprocess.Popen[Any], int]:
         """uvicorn serving ``app``: one process, or with ``workers`` > 1 a supervisor and
-        that many worker processes (``--workers``) sharing the port."""
+        that many worker processes (``--workers``) sharing the port. ``deflate`` None keeps
+        what the production unit says (uvicorn's default: permessage-deflate on)."""
         port = free_port()
         full_env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(
-                [str(BENCH_DIR), str(ROOT / "example_project"), str(ROOT / "src")]
+                [str(BENCH_DIR), str(ROOT / "example_project"), str(ROOT / "src"), str(ROOT)]
             ),
             **env,
         }
@@ -241,21 +276,14 @@ class Services:
             "127.0.0.1",
             "--port",
             str(port),
-            "--log-level",
-            "warning",
             "--no-access-log",
-            # explicit: the venv has neither uvloop nor httptools
-            "--loop",
-            "asyncio",
-            "--http",
-            "h11",
-            "--ws",
-            "websockets-sansio",
             "--backlog",
             "4096",
+            # the flags of deploy/systemd/support-chat@.service (--ws websockets-sansio, ...)
+            *production_uvicorn_flags(),
         ]
-        if not deflate:
-            cmd += ["--ws-per-message-deflate", "false"]
+        if deflate is not None:
+            cmd += ["--ws-per-message-deflate", "true" if deflate else "false"]
         if workers > 1:
             cmd += ["--workers", str(workers)]
         proc = subprocess.Popen(

@@ -70,10 +70,14 @@ class Target:
     compression: str | None = "deflate"  # what browsers offer
 
 
+RETRYABLE = ("overloaded", "unavailable", "throttled")  # error codes with retry_after
+
+
 @dataclass
 class StepState:
     step: int
     expected_per_msg: int
+    retry: bool = False
     sent: dict[int, int] = field(default_factory=dict)  # seq -> send ns
     unacked: OrderedDict[int, int] = field(default_factory=OrderedDict)
     seen: set[tuple[int, int]] = field(default_factory=set)
@@ -85,6 +89,17 @@ class StepState:
     first_send: int = 0
     last_delivery: int = 0
     acked: int = 0
+    # the slow-down protocol: seq -> (conversation, side, text, client_id) of every send,
+    # attempts per seq, rejections by error code, retried seqs, retries still waiting
+    frames: dict[int, tuple[int, str, str, str]] = field(default_factory=dict)
+    attempts: dict[int, int] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)
+    other_errors: dict[str, int] = field(default_factory=dict)
+    pending_retries: int = 0
+    lat_first: list[float] = field(default_factory=list)
+    lat_retried: list[float] = field(default_factory=list)
+    ack_ms: list[float] = field(default_factory=list)
+    acked_seqs: set[int] = field(default_factory=set)
 
 
 def pct(values: list[float]) -> dict[str, float | None]:
@@ -119,6 +134,10 @@ class LoadGen:
         self.connect_errors: list[str] = []
         self.publisher: Any = None
         self.steps_run = 0
+        self._retry_tasks: set[asyncio.Task[None]] = set()
+        # client_ids of the last step's messages (for the "stored once" count in the DB)
+        self.last_client_ids: list[str] = []
+        self.last_acked_client_ids: list[str] = []
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -289,6 +308,7 @@ class LoadGen:
             st.delivered += 1
             st.last_delivery = now
             lat_ms = (now - sent_ns) / 1e6
+            (st.lat_retried if st.attempts.get(seq, 1) > 1 else st.lat_first).append(lat_ms)
             if side == "c":
                 st.lat["c2s"].append(lat_ms)
             elif sock.role == "c":
@@ -301,11 +321,47 @@ class LoadGen:
                 m is not None
                 and st is not None
                 and int(m[1]) == st.step
-                and st.unacked.pop(int(m[2]), None) is not None
+                and (first := st.unacked.pop(int(m[2]), None)) is not None
             ):
                 st.acked += 1
+                st.acked_seqs.add(int(m[2]))
+                st.ack_ms.append((time.perf_counter_ns() - first) / 1e6)
         elif '"error"' in head and st is not None:
+            self._on_error(st, raw)
+
+    def _on_error(self, st: StepState, raw: str) -> None:
+        """An error frame: a slow-down answer (``overloaded``, ``unavailable``, ``throttled``
+        with ``retry_after``) is retried with the same ``client_id`` when the step retries;
+        anything else counts as an error."""
+        try:
+            frame = json.loads(raw)
+        except ValueError:
             st.errors += 1
+            return
+        data = frame.get("data") or {}
+        code = str(data.get("code"))
+        ref = frame.get("ref")
+        if code in RETRYABLE and isinstance(ref, int) and ref in st.frames:
+            st.rejected[code] = st.rejected.get(code, 0) + 1
+            if st.retry:
+                delay = float(data.get("retry_after") or 1.0)
+                st.pending_retries += 1
+                asyncio.get_running_loop().call_later(
+                    delay * (1 + 0.2 * self.rng.random()), self._resend, st, ref
+                )
+            return
+        st.other_errors[code] = st.other_errors.get(code, 0) + 1
+        st.errors += 1
+
+    def _resend(self, st: StepState, seq: int) -> None:
+        st.pending_retries -= 1
+        if self.state is not st:
+            return  # the step is over
+        st.attempts[seq] = st.attempts.get(seq, 1) + 1
+        conv, side, text, client_id = st.frames[seq]
+        task = asyncio.ensure_future(self._send_frame(st, conv, side, text, client_id, seq))
+        self._retry_tasks.add(task)
+        task.add_done_callback(self._retry_tasks.discard)
 
     async def _read_ws(self, sock: Sock) -> None:
         try:
@@ -332,12 +388,20 @@ class LoadGen:
         sent_ns = int(MARK.search(text)[3])  # type: ignore[index]
         st.sent[seq] = sent_ns
         st.unacked[seq] = sent_ns
+        client_id = str(uuid.uuid4())
+        st.frames[seq] = (conv, side, text, client_id)
+        st.attempts[seq] = 1
+        await self._send_frame(st, conv, side, text, client_id, seq)
+
+    async def _send_frame(
+        self, st: StepState, conv: int, side: str, text: str, client_id: str, seq: int
+    ) -> None:
         try:
             if self.target.kind == "ws":
                 sock = self.customers[conv] if side == "c" else self.staff[conv]
                 frame = {
                     "type": "message:send",
-                    "data": {"text": text, "client_id": str(uuid.uuid4())},
+                    "data": {"text": text, "client_id": client_id},
                     "ref": seq,
                 }
                 await sock.conn.send(json.dumps(frame))  # type: ignore[union-attr]
@@ -363,9 +427,15 @@ class LoadGen:
         duration: float,
         drain: float,
         probe: Callable[[], dict[str, float]] | None = None,
-        abort_after: float = 5.0,
+        abort_after: float | None = 5.0,
+        sides: str = "cs",
+        total_rate: float | None = None,
+        retry: bool = False,
     ) -> dict[str, Any]:
-        """Offer ``rate_per_conv`` messages/s to every complete conversation for ``duration`` s."""
+        """Offer ``rate_per_conv`` messages/s to every complete conversation (or
+        ``total_rate`` messages/s in all) for ``duration`` s, each from a random side of
+        ``sides`` ("c" customer, "s" staff). With ``retry``, slow-down error frames are
+        retried after their ``retry_after`` with the same ``client_id``."""
         self.steps_run += 1
         convs = [
             i
@@ -376,9 +446,12 @@ class LoadGen:
             and self.staff[i].closed_code is None  # type: ignore[union-attr]
         ]
         lobbies_open = sum(1 for s in self.lobbies if s.closed_code is None)
-        st = StepState(step=self.steps_run, expected_per_msg=1 + lobbies_open)
+        st = StepState(step=self.steps_run, expected_per_msg=1 + lobbies_open, retry=retry)
         self.state = st
-        total_rate = rate_per_conv * len(convs)
+        if total_rate is None:
+            total_rate = rate_per_conv * len(convs)
+        elif convs:
+            rate_per_conv = total_rate / len(convs)
         hb0 = self.heartbeats_sent
         before = probe() if probe else {}
         loop = asyncio.get_running_loop()
@@ -403,11 +476,11 @@ class LoadGen:
                     await asyncio.sleep(0)
             seq += 1
             task = asyncio.ensure_future(
-                self._send(st, self.rng.choice(convs), self.rng.choice("cs"), seq)
+                self._send(st, self.rng.choice(convs), self.rng.choice(sides), seq)
             )
             tasks.add(task)
             task.add_done_callback(tasks.discard)
-            if seq % 50 == 0 and st.unacked:
+            if abort_after is not None and seq % 50 == 0 and st.unacked:
                 oldest = next(iter(st.unacked.values()))
                 if (time.perf_counter_ns() - oldest) / 1e9 > abort_after:
                     aborted = True
@@ -418,8 +491,11 @@ class LoadGen:
         sent = len(st.sent)
         expected = sent * st.expected_per_msg
         deadline = loop.time() + drain
-        while loop.time() < deadline and (st.delivered < expected or st.unacked):  # noqa: ASYNC110
+        while loop.time() < deadline and (
+            st.delivered < expected or st.unacked or st.pending_retries or self._retry_tasks
+        ):
             await asyncio.sleep(0.05)  # polling: a delivery is a counter, not an event
+            expected = len(st.sent) * st.expected_per_msg
         end_ns = time.perf_counter_ns()
         after = probe() if probe else {}
         per_msg: dict[int, int] = {}
@@ -447,6 +523,15 @@ class LoadGen:
             "duplicates": st.duplicates,
             "stale": st.stale,
             "errors": st.errors,
+            "other_errors": dict(st.other_errors),
+            "rejected": dict(st.rejected),
+            "retried_messages": sum(1 for a in st.attempts.values() if a > 1),
+            "attempts": sum(st.attempts.values()),
+            "unacked_at_end": len(st.unacked),
+            "latency_first_try": pct(st.lat_first),
+            "latency_retried": pct(st.lat_retried),
+            "ack_ms": pct(st.ack_ms),
+            "sides": sides,
             "delivered_msgs_per_s": delivered_msgs / span,
             "deliveries_per_s": st.delivered / span,
             "latency": {
@@ -464,6 +549,8 @@ class LoadGen:
             "gauges": {k: after[k] for k in after if k.endswith("_rss")},
             "latencies_sample": sorted(all_lat)[:: max(1, len(all_lat) // 200)],
         }
+        self.last_client_ids = [f[3] for f in st.frames.values()]
+        self.last_acked_client_ids = [st.frames[q][3] for q in st.acked_seqs if q in st.frames]
         self.state = None
         return result
 

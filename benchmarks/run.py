@@ -1,10 +1,13 @@
-"""Run every benchmark and write docs/performance.md (+ docs/performance-*.png).
+"""Run every benchmark of issue #14 and write docs/performance.md.
 
-    /tmp/venv/bin/python benchmarks/run.py            # the full run (~20 minutes)
-    /tmp/venv/bin/python benchmarks/run.py --quick    # development: under two minutes
+    .venv/bin/python benchmarks/run.py            # the full run (~25 minutes)
+    .venv/bin/python benchmarks/run.py --quick    # development: under two minutes
 
-Starts its own PostgreSQL cluster and redis-server on free loopback ports in a temp dir
-and stops them at the end. Prints figures; never fails on time. See benchmarks/README.md.
+Starts its own PostgreSQL cluster (fsync on: PostgreSQL's defaults) and redis-server on
+free loopback ports in a temp dir and stops them at the end. Every target (the plugin and
+its floors) runs twice, interleaved (run 1 of every arm, then run 2); the machine's load is
+recorded before and after each arm. Prints figures; never fails on time. See
+benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,10 +38,13 @@ from infra import (
     Services,
     proc_cpu,
     proc_rss,
+    production_uvicorn_flags,
     raise_nofile,
     redis_commands,
+    uvicorn_deflate_default,
 )
 from loadgen import LoadGen, Sock, Target
+from restload import RestClient, rest_step
 
 RESULTS_DIR = BENCH_DIR / "results"
 
@@ -45,64 +52,69 @@ RESULTS_DIR = BENCH_DIR / "results"
 @dataclass
 class Config:
     mode: str
-    conversations: list[int]
-    rates: list[float]
+    runs: int = 2
+    # WebSocket: N conversations (customer + staff socket each) and S lobby sockets
+    conversations: int = 100
     lobbies: int = 5
-    duration: float = 10.0
-    drain: float = 8.0
-    abort_after: float = 5.0
-    ramp_rate: float = 250.0
-    idle_baseline: float = 3.0
-    idle_counts: list[int] = field(default_factory=lambda: [1000, 5000])
-    # the default plugin server is also ramped on to this many idle sockets (0: no probe)
-    idle_probe: int = 10_000
-    rest_small: int = 1_000
-    rest_big: int = 1_000_000
-    rest_repeats: int = 200
-    inbox_counts: list[int] = field(default_factory=lambda: [10, 10_000])
-    profile_seconds: float = 12.0
-    targets: list[str] = field(
-        default_factory=lambda: [
-            "redis_pubsub",
-            "channels_core",
-            "channels_pubsub",
-            "plugin",
-            "plugin_threadpool",
-            "plugin_2workers",
-        ]
-    )
-    # the experiments (plugin_threadpool, plugin_2workers) only run up to this N, to bound
-    # the run time
-    experiment_max_n: int = 500
+    # CPU per message, one direction at a time: this many messages/s in all
+    direction_rate: float = 40.0
+    # sustained throughput: a ladder of offered rates (messages/s in all), stopped at the
+    # first step that misses (p99 >= 250 ms, anything lost, any rejection)
+    ladder: list[float] = field(default_factory=lambda: [25, 50, 100, 200, 400, 800])
+    duration: float = 6.0
+    drain: float = 4.0
+    abort_after: float = 4.0
+    pushback_duration: float = 8.0
+    pushback_drain: float = 10.0
+    ramp_rate: float = 400.0
+    idle_baseline: float = 2.0
+    idle_sockets: int = 2000
+    # scale-out: uvicorn --workers W; the full WebSocket steps on the first, CPU per message
+    # only on the others
+    scaleout_full: list[int] = field(default_factory=lambda: [2])
+    scaleout_cpu: list[int] = field(default_factory=lambda: [4])
+    # REST: concurrent clients, each with its own user and conversation
+    rest_clients: list[int] = field(default_factory=lambda: [100, 500])
+    rest_history: int = 60
+    rest_duration: float = 6.0
+    rest_drain: float = 20.0
+    floors: list[str] = field(default_factory=lambda: ["channels_pubsub"])
+    profile_seconds: float = 6.0
+    # parts run in run 1 only (quick mode, to stay under two minutes): "rest_max" (the
+    # largest REST client count), "scaleout", "idle" (the second deflate setting)
+    once: list[str] = field(default_factory=list)
+
+    def runs_of(self, part: str) -> int:
+        return 1 if part in self.once else self.runs
 
 
-FULL = Config(mode="full", conversations=[100, 500, 1000], rates=[0.2, 1.0, 5.0])
+FULL = Config(mode="full")
 QUICK = Config(
     mode="quick",
-    conversations=[100],
-    rates=[1.0, 5.0],
-    duration=3.0,
-    drain=2.0,
-    abort_after=3.0,
-    idle_baseline=1.0,
-    idle_counts=[500],
-    idle_probe=0,
-    rest_big=50_000,
-    rest_repeats=30,
-    inbox_counts=[10, 1_000],
-    profile_seconds=5.0,
-    targets=["redis_pubsub", "channels_core", "channels_pubsub", "plugin"],
+    conversations=30,
+    direction_rate=30.0,
+    ladder=[50, 100, 200, 400],
+    duration=1.0,
+    drain=1.5,
+    abort_after=2.0,
+    pushback_duration=1.5,
+    pushback_drain=4.0,
+    ramp_rate=800.0,
+    idle_baseline=0.5,
+    idle_sockets=200,
+    rest_clients=[100, 500],
+    rest_history=10,
+    rest_duration=0.5,
+    rest_drain=4.0,
+    profile_seconds=2.0,
+    once=["rest_max", "scaleout", "idle"],
 )
 
-EXPERIMENTS = ("plugin_threadpool", "plugin_2workers")
-
 TARGET_LABELS = {
-    "plugin": "django-support-chat",
-    "channels_pubsub": "bare Channels, RedisPubSubChannelLayer",
-    "channels_core": "bare Channels, RedisChannelLayer",
-    "redis_pubsub": "raw Redis pub/sub (no server)",
-    "plugin_threadpool": "EXPERIMENT: plugin with consumers' DB calls on a thread pool",
-    "plugin_2workers": "EXPERIMENT: plugin on two uvicorn workers (--workers 2)",
+    "plugin": "django-support-chat (the example project, production settings)",
+    "channels_pubsub": "bare Channels relay, RedisPubSubChannelLayer",
+    "channels_core": "bare Channels relay, RedisChannelLayer",
+    "rest_floor": "bare DRF view over the same tables (benchmarks/bench_urls.py)",
 }
 
 
@@ -111,6 +123,50 @@ def log(msg: str) -> None:
 
 
 # -- machine -------------------------------------------------------------------------------------
+
+
+class CpuStat:
+    """/proc/stat: the share of the machine's CPU time that was busy between two reads."""
+
+    def __init__(self) -> None:
+        self.last = self._read()
+
+    @staticmethod
+    def _read() -> tuple[float, float]:
+        try:
+            fields = [float(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        except OSError:
+            return (0.0, 0.0)
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+        return (sum(fields[:8]), idle)
+
+    def busy_since(self, mark: tuple[float, float]) -> float | None:
+        now = self._read()
+        total, idle = now[0] - mark[0], now[1] - mark[1]
+        return None if total <= 0 else 100.0 * (total - idle) / total
+
+
+CPU = CpuStat()
+
+
+def load_mark() -> dict[str, Any]:
+    return {"loadavg": list(os.getloadavg()), "_stat": CpuStat._read(), "t": time.time()}
+
+
+def load_span(before: dict[str, Any]) -> dict[str, Any]:
+    """Load average before / after and the machine's CPU busy % over the span."""
+    return {
+        "loadavg_before": before["loadavg"],
+        "loadavg_after": list(os.getloadavg()),
+        "cpu_busy_pct": CPU.busy_since(before["_stat"]),
+        "seconds": time.time() - before["t"],
+    }
+
+
+def idle_machine_sample(seconds: float = 1.0) -> dict[str, Any]:
+    mark = load_mark()
+    time.sleep(seconds)
+    return load_span(mark)
 
 
 def machine_info() -> dict[str, Any]:
@@ -167,7 +223,7 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-# -- probes --------------------------------------------------------------------------------------
+# -- probes -----------------------------------------------------------------------------------------
 
 
 class Probe:
@@ -198,7 +254,7 @@ class Probe:
         return out
 
 
-# -- targets -------------------------------------------------------------------------------------
+# -- targets ----------------------------------------------------------------------------------------
 
 
 class Fixtures:
@@ -238,130 +294,58 @@ def relay_target(port: int, name: str, compression: str | None = "deflate") -> T
 
 
 def start_target(
-    svc: Services, name: str, fx: Fixtures, deflate: bool = True
+    svc: Services,
+    name: str,
+    fx: Fixtures,
+    site_env: dict[str, str],
+    *,
+    workers: int = 1,
+    deflate: bool | None = None,
 ) -> tuple[Target, Any]:
-    """Start the server of ``name`` (if it has one); returns (target, process or None)."""
-    compression = "deflate" if deflate else None
-    env = {"REDIS_URL": svc.redis_url, "DATABASE_URL": svc.database_url}
-    if name in ("plugin", "plugin_threadpool", "plugin_2workers"):
-        app = (
-            "plugin_threadpool_asgi:application"
-            if name == "plugin_threadpool"
-            else "example.asgi:application"
-        )
+    """Start the server of ``name``; returns (target, process). ``deflate`` None: what the
+    production unit says."""
+    label = f"{name}-w{workers}" + ("" if deflate is None else f"-deflate{int(deflate)}")
+    if name == "plugin":
         proc, port = svc.start_uvicorn(
-            app,
-            {**env, "DJANGO_SETTINGS_MODULE": "bench_settings"},
-            deflate=deflate,
-            name=name,
-            workers=2 if name == "plugin_2workers" else 1,
+            "example.asgi:application", site_env, name=label, workers=workers, deflate=deflate
         )
-        return fx.plugin(port, name=name, compression=compression), proc
+        return fx.plugin(port, name=name), proc
     if name in ("channels_pubsub", "channels_core"):
         layer = "pubsub" if name == "channels_pubsub" else "core"
         proc, port = svc.start_uvicorn(
-            "relay_asgi:application", {**env, "RELAY_LAYER": layer}, deflate=deflate, name=name
+            "relay_asgi:application",
+            {"REDIS_URL": svc.redis_url, "RELAY_LAYER": layer},
+            name=label,
+            workers=workers,
+            deflate=deflate,
         )
-        return relay_target(port, name, compression), proc
-    if name == "redis_pubsub":
-        return Target(name=name, kind="redis", redis_url=svc.redis_url), None
+        return relay_target(port, name), proc
     raise ValueError(name)
 
 
-def stop_target(svc: Services, proc: Any, rclient: Any) -> None:
-    if proc is not None:
-        svc.stop_server(proc)
+def prestart(
+    svc: Services,
+    fx: Fixtures,
+    site_env: dict[str, str],
+    specs: dict[Any, tuple[str, int, bool | None]],
+) -> dict[Any, tuple[Target, Any]]:
+    """Start the servers of ``specs`` (key -> (target name, workers, deflate)) at the same
+    time, before any arm measures: starting Django is the slowest part of an arm, and a
+    server that has not served anything yet is as fresh as one started right before."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(specs) or 1) as pool:
+        futures = {
+            key: pool.submit(start_target, svc, name, fx, site_env, workers=w, deflate=d)
+            for key, (name, w, d) in specs.items()
+        }
+        return {key: f.result() for key, f in futures.items()}
+
+
+def stop_target(svc: Services, proc: Any, rclient: Any) -> dict[str, Any]:
+    svc.stop_server(proc)
     rclient.flushall()
-
-
-# -- load steps ----------------------------------------------------------------------------------
-
-
-async def load_run(
-    target: Target, n: int, cfg: Config, probe: Probe, profile: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    gen = LoadGen(target, n, cfg.lobbies)
-    rss0 = proc_rss(probe.worker_pid) if probe.worker_pid else 0
-    ramp = await gen.ramp(gen.plan_sockets(), rate=cfg.ramp_rate)
-    log(
-        f"  {target.name} N={n}: {ramp['opened']} sockets open in {ramp['seconds']:.1f} s"
-        f" ({ramp['failed']} failed)"
-    )
-    await asyncio.sleep(1.0)
-    idle = await gen.measure_idle(cfg.idle_baseline, probe)
-    steps = []
-    saturated_at = None
-    for rate in cfg.rates:
-        if saturated_at is not None:
-            # bounded: a server that fell behind at a lower rate is still working through
-            # that backlog, and a higher rate can only do worse
-            steps.append(skipped_step(target.name, n, rate, saturated_at))
-            log(f"    {rate:>4} msg/s/conv: skipped (saturated at {saturated_at:g})")
-            continue
-        spy = None
-        if profile is not None and rate == profile["rate"]:
-            spy = start_pyspy(probe.worker_pid, profile["path"], cfg.profile_seconds)
-            probe.pg.reset()
-        res = await gen.step(rate, cfg.duration, cfg.drain, probe, abort_after=cfg.abort_after)
-        if spy is not None:
-            await asyncio.get_running_loop().run_in_executor(None, spy.wait)
-        res["n"] = n
-        steps.append(res)
-        lat = res["latency"]["all"]
-        log(
-            f"    {rate:>4} msg/s/conv: offered {res['offered_rate']:.0f}/s, sent {res['sent']},"
-            f" p50 {fmt(lat['p50'])} p99 {fmt(lat['p99'])} ms, lost {res['lost_messages']},"
-            f" dup {res['duplicates']}, {res['delivered_msgs_per_s']:.0f} msg/s"
-            f"{' ABORTED' if res['aborted'] else ''}"
-        )
-        if res["aborted"]:
-            saturated_at = rate
-        await asyncio.sleep(1.0)
-    await gen.close()
-    return {
-        "target": target.name,
-        "n": n,
-        "sockets": ramp["opened"],
-        "ramp": ramp,
-        "connect_errors": gen.connect_errors[:5],
-        "rss_before": rss0,
-        "idle": idle,
-        "steps": steps,
-    }
-
-
-def skipped_step(target: str, n: int, rate: float, saturated_at: float) -> dict[str, Any]:
-    empty = {"n": 0, "p50": None, "p95": None, "p99": None, "max": None}
-    return {
-        "target": target,
-        "n": n,
-        "rate_per_conv": rate,
-        "offered_rate": n * rate,
-        "skipped": True,
-        "saturated_at": saturated_at,
-        "aborted": True,
-        "sent": 0,
-        "achieved_rate": 0.0,
-        "acked": 0,
-        "deliveries": 0,
-        "expected_deliveries": 0,
-        "lost_messages": 0,
-        "lost_deliveries": 0,
-        "duplicates": 0,
-        "errors": 0,
-        "stale": 0,
-        "delivered_msgs_per_s": 0.0,
-        "deliveries_per_s": 0.0,
-        "heartbeats": 0,
-        "sockets_closed": 0,
-        "counters": {},
-        "gauges": {},
-        "latencies_sample": [],
-        "latency": {
-            k: dict(empty)
-            for k in ("customer_to_staff", "staff_to_customer", "staff_to_lobby", "all")
-        },
-    }
+    return server_log_errors(svc, proc)
 
 
 def server_log_errors(svc: Services, proc: Any) -> dict[str, Any]:
@@ -374,25 +358,21 @@ def server_log_errors(svc: Services, proc: Any) -> dict[str, Any]:
     return {"errors": len(bad), "first": bad[:5]}
 
 
-def profile_point(results: dict[str, Any], cfg: Config) -> tuple[int, float]:
-    """Where to profile: the plugin's busiest step that did not saturate (the hot path at
-    work, fan-out included), else the issue's 500 x 1."""
-    ok = [
-        st
-        for run in results.get("load", [])
-        if run["target"] == "plugin"
-        for st in run["steps"]
-        if not st.get("skipped") and not st["aborted"] and st["sent"]
-    ]
-    if ok:
-        best = max(ok, key=lambda st: (st["offered_rate"], st["n"]))
-        return best["n"], best["rate_per_conv"]
-    n = 500 if 500 in cfg.conversations else max(cfg.conversations)
-    return n, 1.0
+def fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def brief(res: dict[str, Any]) -> str:
+    lat = res["latency"]["all"]
+    rej = sum(res.get("rejected", {}).values())
+    return (
+        f"offered {res['offered_rate']:.0f}/s, sent {res['sent']}, p50 {fmt(lat['p50'])} p99"
+        f" {fmt(lat['p99'])} ms, lost {res['lost_messages']}, dup {res['duplicates']}, rejected"
+        f" {rej}, errors {res['errors']}{' ABORTED' if res['aborted'] else ''}"
+    )
 
 
 def close_codes(gen: LoadGen) -> dict[str, int]:
-    """How the sockets that are no longer open were closed (-1: no close frame)."""
     out: dict[str, int] = {}
     for sock in gen.socks:
         if sock.conn is not None and sock.closed_code is not None:
@@ -400,8 +380,326 @@ def close_codes(gen: LoadGen) -> dict[str, int]:
     return out
 
 
-def fmt(v: float | None) -> str:
-    return "-" if v is None else f"{v:.1f}"
+# -- WebSocket arms ------------------------------------------------------------------------------
+
+
+def passes(res: dict[str, Any]) -> bool:
+    p99 = res["latency"]["all"]["p99"]
+    return (
+        p99 is not None
+        and p99 < report.P99_LIMIT_MS
+        and res["lost_messages"] == 0
+        and res["duplicates"] == 0
+        and not res["aborted"]
+        and not res.get("rejected")
+        and res["errors"] == 0
+        and res["sent"] > 0
+    )
+
+
+async def idle_sockets(
+    target: Target, count: int, cfg: Config, probe: Probe, offset: int = 0
+) -> dict[str, Any]:
+    """``count`` customer sockets, each in its own conversation, held idle: RSS per socket."""
+    gen = LoadGen(target, 0, 0)
+    warm = [Sock(offset + k, "c", offset + k) for k in range(10)]
+    await gen.ramp(warm, rate=cfg.ramp_rate)
+    await asyncio.sleep(0.3)
+    base = proc_rss(probe.worker_pid)
+    more = [Sock(offset + k, "c", offset + k) for k in range(10, count)]
+    ramp = await gen.ramp(more, rate=cfg.ramp_rate)
+    await asyncio.sleep(0.5)
+    held = gen.open_count()
+    window = await gen.measure_idle(cfg.idle_baseline, probe)
+    rss = proc_rss(probe.worker_pid)
+    await gen.close()
+    return {
+        "sockets": count,
+        "held": held,
+        "failed": ramp["failed"],
+        "base_rss": base,
+        "rss": rss,
+        "rss_per_socket": (rss - base) / max(1, held - 10),
+        "worker_cpu_per_s": window["counters"].get("worker_cpu", 0) / window["seconds"],
+        "close_codes": close_codes(gen),
+        "errors": gen.connect_errors[:3],
+    }
+
+
+async def ws_arm(
+    target: Target,
+    cfg: Config,
+    probe: Probe,
+    *,
+    ladder: bool = True,
+    pushback: bool = False,
+    idle_count: int = 0,
+    profile_path: Path | None = None,
+) -> dict[str, Any]:
+    """One server's WebSocket steps: (idle sockets,) ramp, idle baseline, CPU per message
+    each way, the sustained ladder, (pushback,) (a profiled step)."""
+    out: dict[str, Any] = {"target": target.name}
+    if idle_count:
+        out["idle"] = await idle_sockets(target, idle_count, cfg, probe, offset=cfg.conversations)
+        log(
+            f"    idle: {out['idle']['held']}/{idle_count} sockets, "
+            f"{out['idle']['rss_per_socket'] / 1000:.1f} KB/socket"
+        )
+    gen = LoadGen(target, cfg.conversations, cfg.lobbies)
+    rss0 = proc_rss(probe.worker_pid)
+    ramp = await gen.ramp(gen.plan_sockets(), rate=cfg.ramp_rate)
+    out.update(sockets=ramp["opened"], ramp=ramp, rss_before=rss0)
+    await asyncio.sleep(0.5)
+    out["idle_baseline"] = await gen.measure_idle(cfg.idle_baseline, probe)
+    stored: list[str] = []
+
+    async def step(kind: str, **kw: Any) -> dict[str, Any]:
+        probe.pg.reset()
+        res = await gen.step(
+            0, kw.pop("duration", cfg.duration), kw.pop("drain", cfg.drain), probe, **kw
+        )
+        res["kind"] = kind
+        res["rss_after"] = proc_rss(probe.worker_pid)
+        if target.name == "plugin":
+            # with retries every message must end up stored; without, every acknowledged one
+            ids = gen.last_client_ids if kw.get("retry") else gen.last_acked_client_ids
+            stored.extend(ids)
+            res["_client_ids"] = list(ids)
+            res["stored_scope"] = "every message" if kw.get("retry") else "acknowledged"
+        log(f"    {kind}: {brief(res)}")
+        await asyncio.sleep(0.2)
+        return res
+
+    out["c2s"] = await step(
+        "customer->staff", total_rate=cfg.direction_rate, sides="c", abort_after=cfg.abort_after
+    )
+    out["s2c"] = await step(
+        "staff->customer", total_rate=cfg.direction_rate, sides="s", abort_after=cfg.abort_after
+    )
+    out["ladder"] = []
+    if ladder:
+        for rate in cfg.ladder:
+            res = await step(f"ladder {rate:g}/s", total_rate=rate, abort_after=cfg.abort_after)
+            out["ladder"].append(res)
+            if not passes(res):
+                break
+        ok = [r["offered_rate"] for r in out["ladder"] if passes(r)]
+        out["sustained"] = max(ok) if ok else 0.0
+    if pushback:
+        # twice this arm's own sustained rate (twice the ladder's first step if none passed)
+        rate = 2 * (out.get("sustained") or cfg.ladder[0])
+        out["pushback"] = await step(
+            f"pushback {rate:g}/s (retrying)",
+            total_rate=rate,
+            retry=True,
+            abort_after=None,
+            duration=cfg.pushback_duration,
+            drain=cfg.pushback_drain,
+        )
+    if profile_path is not None:
+        rate = max(out.get("sustained") or 0.0, cfg.ladder[0])
+        spy = start_pyspy(probe.worker_pid, profile_path, cfg.profile_seconds)
+        out["profile_step"] = await step(
+            f"profiled {rate:g}/s",
+            total_rate=rate,
+            abort_after=cfg.abort_after,
+            duration=cfg.profile_seconds + 0.5,
+        )
+        if spy is not None:
+            await asyncio.get_running_loop().run_in_executor(None, spy.wait)
+    out["rss_under_load"] = proc_rss(probe.worker_pid)
+    out["sockets_closed"] = close_codes(gen)
+    out["connect_errors"] = gen.connect_errors[:5]
+    await gen.close()
+    out["_stored_ids"] = stored
+    return out
+
+
+def run_ws_arm(
+    svc: Services,
+    name: str,
+    fx: Fixtures,
+    site_env: dict[str, str],
+    cfg: Config,
+    probe: Probe,
+    rclient: Any,
+    *,
+    workers: int = 1,
+    run: int = 1,
+    server: tuple[Target, Any] | None = None,
+    keep: bool = False,
+    **kw: Any,
+) -> dict[str, Any]:
+    """One arm; on a server of its own, or on ``server`` (started beforehand; with ``keep``
+    left running for the next run)."""
+    log(f"  run {run}: {name} on {workers} worker(s)")
+    mark = load_mark()
+    target, proc = server or start_target(svc, name, fx, site_env, workers=workers)
+    probe.worker_pid = proc.pid
+    try:
+        res = asyncio.run(ws_arm(target, cfg, probe, **kw))
+    finally:
+        res_log = None if keep else stop_target(svc, proc, rclient)
+        if keep:
+            rclient.flushall()
+    res.update(
+        run=run,
+        workers=workers,
+        server_log=res_log,
+        load=load_span(mark),
+        fresh_server=not keep,
+    )
+    ids = res.pop("_stored_ids")
+    if ids:
+        res["stored"] = djangoside.stored_once(ids)
+        for key in ("c2s", "s2c", "pushback", "profile_step"):
+            if key in res:
+                res[key]["stored"] = djangoside.stored_once(res[key].pop("_client_ids"))
+        for st in res.get("ladder", []):
+            st["stored"] = djangoside.stored_once(st.pop("_client_ids"))
+        log(f"    stored once: {res['stored']}")
+    for key in ("c2s", "s2c", "pushback", "profile_step"):
+        res.get(key, {}).pop("_client_ids", None)
+    for st in res.get("ladder", []):
+        st.pop("_client_ids", None)
+    return res
+
+
+def run_idle_arm(
+    svc: Services,
+    name: str,
+    fx: Fixtures,
+    site_env: dict[str, str],
+    cfg: Config,
+    probe: Probe,
+    rclient: Any,
+    *,
+    deflate: bool,
+    run: int,
+    server: tuple[Target, Any] | None = None,
+) -> dict[str, Any]:
+    log(f"  run {run}: {name} idle sockets, permessage-deflate {'on' if deflate else 'off'}")
+    mark = load_mark()
+    target, proc = server or start_target(svc, name, fx, site_env, deflate=deflate)
+    probe.worker_pid = proc.pid
+    try:
+        res = asyncio.run(idle_sockets(target, cfg.idle_sockets, cfg, probe))
+    finally:
+        res_log = stop_target(svc, proc, rclient)
+    log(f"    {res['held']}/{cfg.idle_sockets} held, {res['rss_per_socket'] / 1000:.1f} KB/socket")
+    return {
+        "target": name,
+        "deflate": deflate,
+        "run": run,
+        **res,
+        "server_log": res_log,
+        "load": load_span(mark),
+    }
+
+
+# -- REST ------------------------------------------------------------------------------------------
+
+
+def rest_phase(
+    svc: Services, cfg: Config, site_env: dict[str, str], probe: Probe, rclient: Any
+) -> dict[str, Any]:
+    """Plugin and floor on one server (the benchmark's URLconf mounts both), each arm twice,
+    interleaved: for every client count and operation, plugin then floor, run 1 then run 2."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    most = max(cfg.rest_clients)
+    t = time.perf_counter()
+    pool = ThreadPoolExecutor(max_workers=1)  # the server starts while the fixtures are made
+    starting = pool.submit(svc.start_uvicorn, "example.asgi:application", site_env, name="rest")
+    fixtures = djangoside.rest_clients(most, cfg.rest_history)
+    djangoside.close_db()
+    log(
+        f"  {most} REST clients with {cfg.rest_history} messages each in {time.perf_counter() - t:.1f} s"
+    )
+    plugin_clients = [
+        RestClient(
+            get_path=f"/api/chat/conversations/{f['conversation']}/messages/",
+            post_path=f"/api/chat/conversations/{f['conversation']}/messages/",
+            cookie=f["cookie"],
+            csrf=f["csrf"],
+        )
+        for f in fixtures
+    ]
+    floor_clients = [
+        RestClient(
+            get_path=f"/bench/floor/conversations/{f['conversation']}/messages/",
+            post_path=f"/bench/floor/conversations/{f['floor_conversation']}/messages/",
+        )
+        for f in fixtures
+    ]
+    proc, port = starting.result()
+    pool.shutdown()
+    probe.worker_pid = proc.pid
+    steps: list[dict[str, Any]] = []
+    try:
+        # warm up both arms (imports, template and URL caches, first connections)
+        asyncio.run(rest_step(port, plugin_clients[:5], "GET", 0.3, 1.0))
+        asyncio.run(rest_step(port, floor_clients[:5], "GET", 0.3, 1.0))
+        for run in range(1, cfg.runs + 1):
+            for n in cfg.rest_clients:
+                if n == most and run > cfg.runs_of("rest_max"):
+                    continue
+                for method in ("POST", "GET"):
+                    for arm, clients in (("plugin", plugin_clients), ("rest_floor", floor_clients)):
+                        mark = load_mark()
+                        probe.pg.reset()
+                        res = asyncio.run(
+                            rest_step(
+                                port,
+                                clients[:n],
+                                method,
+                                cfg.rest_duration,
+                                cfg.rest_drain,
+                                probe,
+                                seed=run,
+                            )
+                        )
+                        ids = res.pop("_client_ids")
+                        if method == "POST":
+                            res["stored"] = djangoside.stored_once(ids)
+                        res.update(arm=arm, run=run, load=load_span(mark))
+                        steps.append(res)
+                        log(
+                            f"  run {run}: {arm:<10} {method:<4} {n:>3} clients:"
+                            f" {res['req_per_s']:.0f} req/s, {res['statuses']}, p50"
+                            f" {fmt(res['latency']['p50'])} p99 {fmt(res['latency']['p99'])} ms,"
+                            f" worker CPU {cpu_ms_per_ok(res):.1f} ms/2xx"
+                            + (f", stored {res['stored']}" if method == "POST" else "")
+                        )
+        # the profile: extra steps, so py-spy's own CPU is in no measured figure
+        profiles = {}
+        for method in ("POST", "GET"):
+            path = RESULTS_DIR / f"profile-{cfg.mode}-rest-{method.lower()}.txt"
+            spy = start_pyspy(proc.pid, path, cfg.profile_seconds)
+            asyncio.run(
+                rest_step(
+                    port,
+                    plugin_clients[: min(cfg.rest_clients)],
+                    method,
+                    cfg.profile_seconds + 0.5,
+                    cfg.rest_drain,
+                )
+            )
+            if spy is not None:
+                spy.wait()
+            profiles[method] = {"path": str(path.relative_to(ROOT)), **summarize_profile(path)}
+    finally:
+        server_log = stop_target(svc, proc, rclient)
+    return {
+        "steps": steps,
+        "server_log": server_log,
+        "profiles": profiles,
+        "history_rows": cfg.rest_history,
+    }
+
+
+def cpu_ms_per_ok(res: dict[str, Any]) -> float:
+    return 1000.0 * res["counters"].get("worker_cpu", 0.0) / max(1, res["ok"])
 
 
 def start_pyspy(pid: int | None, path: Path, seconds: float) -> subprocess.Popen[Any] | None:
@@ -428,56 +726,6 @@ def start_pyspy(pid: int | None, path: Path, seconds: float) -> subprocess.Popen
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-
-
-# -- idle sockets ----------------------------------------------------------------------------------
-
-
-async def idle_run(target: Target, counts: list[int], cfg: Config, probe: Probe) -> dict[str, Any]:
-    """Customer sockets only, each in its own conversation, ramped to each count in turn."""
-    gen = LoadGen(target, 0, 0)
-    warm = [Sock(k, "c", k) for k in range(10)]
-    await gen.ramp(warm, rate=cfg.ramp_rate)
-    await asyncio.sleep(1.0)
-    base = proc_rss(probe.worker_pid)
-    points = [{"sockets": 10, "rss": base}]
-    opened = 10
-    for count in counts:
-        more = [Sock(k, "c", k) for k in range(opened, count)]
-        ramp = await gen.ramp(more, rate=cfg.ramp_rate)
-        opened = count
-        await asyncio.sleep(3.0)
-        held = gen.open_count()
-        window = await gen.measure_idle(cfg.idle_baseline, probe)
-        rss = proc_rss(probe.worker_pid)
-        points.append(
-            {
-                "sockets": count,
-                "held": held,
-                "failed": ramp["failed"],
-                "ramp_seconds": ramp["seconds"],
-                "rss": rss,
-                "rss_per_socket": (rss - base) / max(1, held - 10),
-                "worker_cpu_per_s": window["counters"].get("worker_cpu", 0) / window["seconds"],
-                "client_cpu_per_s": window["counters"].get("client_cpu", 0) / window["seconds"],
-                "heartbeats_per_s": window["heartbeats"] / window["seconds"],
-                "close_codes": close_codes(gen),
-            }
-        )
-        log(
-            f"  {target.name}: {held}/{count} sockets held, RSS {rss / 2**20:.0f} MiB,"
-            f" {(rss - base) / max(1, held - 10) / 1024:.1f} KiB/socket"
-        )
-    await gen.close()
-    return {
-        "target": target.name,
-        "base_rss": base,
-        "points": points,
-        "errors": gen.connect_errors[:5],
-    }
-
-
-# -- profile ---------------------------------------------------------------------------------------
 
 
 def summarize_profile(path: Path, top: int = 18) -> dict[str, Any]:
@@ -519,7 +767,22 @@ def summarize_profile(path: Path, top: int = 18) -> dict[str, Any]:
         return "django_support_chat" in k
 
     def interesting(k: str) -> bool:
-        plumbing = ("<module>", "_run_once", "run_forever", "run (", "_bootstrap", "worker (")
+        plumbing = (
+            "<module>",
+            "_run_once",
+            "run_forever",
+            "run (",
+            "_bootstrap",
+            "worker (",
+            "<frozen runpy>",
+            "click/",
+            "uvicorn/main.py",
+            "uvicorn/server.py",
+            "asyncio/runners.py",
+            "base_events.py",
+            "threading.py",
+            "concurrent/futures/thread.py",
+        )
         return not any(s in k for s in plumbing)
 
     return {
@@ -544,62 +807,10 @@ def _frame_key(frame: str) -> str:
     return f"{name} ({path})"
 
 
-# -- REST + inbox ------------------------------------------------------------------------------------
-
-
-def inbox_phase(cfg: Config) -> list[dict[str, Any]]:
-    staff = djangoside.staff_users(1)[0]
-    out = []
-    for count in cfg.inbox_counts:
-        djangoside.ensure_conversations(count - djangoside.other_conversations())
-        res = djangoside.inbox_queries(staff)
-        log(
-            f"  inbox at {res['conversations']:,} conversations: API {res['api_inbox']['queries']}"
-            f" queries ({res['api_inbox']['ms_median']:.0f} ms), HTML"
-            f" {res['html_inbox']['queries']} queries ({res['html_inbox']['ms_median']:.0f} ms)"
-        )
-        out.append(res)
-    return out
-
-
-def rest_phase(svc: Services, cfg: Config, rclient: Any) -> list[dict[str, Any]]:
-    customer, staff, conversation = djangoside.rest_conversation()
-    results = []
-    have = djangoside.message_stats(conversation)["conversation_rows"]
-    for size in (cfg.rest_small, cfg.rest_big):
-        log(f"  REST: filling the conversation to {size:,} messages")
-        secs = djangoside.bulk_messages(conversation, customer, staff, size - have, log=log)
-        have = size
-        stats = djangoside.message_stats(conversation)
-        deep = djangoside.oldest_ids(conversation, 60)
-        djangoside.close_db()
-        proc, port = svc.start_uvicorn(
-            "example.asgi:application",
-            {
-                "REDIS_URL": svc.redis_url,
-                "DATABASE_URL": svc.database_url,
-                "DJANGO_SETTINGS_MODULE": "bench_settings",
-            },
-            name="plugin-rest",
-        )
-        try:
-            lat = djangoside.rest_latencies(
-                port, customer, staff, conversation, cfg.rest_repeats, deep
-            )
-        finally:
-            stop_target(svc, proc, rclient)
-        # the sends above added rows; keep the count honest for the next size
-        have = djangoside.message_stats(conversation)["conversation_rows"]
-        for name, r in lat.items():
-            log(
-                f"    {size:>9,} msgs  {name:<36} p50 {r['p50']:6.1f}  p99 {r['p99']:6.1f} ms"
-                f"  {r['statuses']}"
-            )
-        results.append({"size": size, "insert_seconds": secs, **stats, "latency": lat})
-    return results
-
-
 # -- main ------------------------------------------------------------------------------------------
+
+
+PHASES = ("rest", "ws", "scaleout", "idle", "profile")
 
 
 def main() -> int:
@@ -607,40 +818,34 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="development mode, under 2 minutes")
-    parser.add_argument("--targets", help="comma-separated subset of: " + ", ".join(FULL.targets))
-    parser.add_argument("--conversations", help="comma-separated N values (overrides the mode's)")
-    parser.add_argument("--rates", help="comma-separated msgs/s per conversation")
     parser.add_argument(
-        "--skip", default="", help="comma-separated phases to skip: rest,inbox,load,idle,profile"
+        "--skip", default="", help="comma-separated phases to skip: " + ",".join(PHASES)
     )
-    parser.add_argument("--profile", action="store_true", help="always profile the plugin")
+    parser.add_argument("--runs", type=int, help="runs of every arm (default 2)")
+    parser.add_argument(
+        "--floors", help="WebSocket floors, comma-separated: channels_pubsub,channels_core"
+    )
     parser.add_argument("--out", default=str(ROOT / "docs" / "performance.md"))
     parser.add_argument("--json", help="results JSON (default benchmarks/results/<mode>.json)")
     parser.add_argument("--no-report", action="store_true", help="only write the JSON")
     parser.add_argument(
         "--report-from",
         metavar="JSON",
-        help="only rewrite the report (and plots) from an earlier run's results JSON",
+        help="only rewrite the report from an earlier run's results JSON",
     )
     args = parser.parse_args()
     if args.report_from:
         results = json.loads(Path(args.report_from).read_text())
-        prof = results.get("profile")
-        stacks = RESULTS_DIR / f"profile-{results['config']['mode']}.txt"
-        if prof and stacks.exists():
-            prof.update(summarize_profile(stacks))
         results["targets_eval"] = report.evaluate(results)
         report.write(results, Path(args.out))
         log(f"wrote {args.out} from {args.report_from}")
         return 0
 
     cfg = QUICK if args.quick else FULL
-    if args.targets:
-        cfg.targets = [t for t in FULL.targets if t in args.targets.split(",")]
-    if args.conversations:
-        cfg.conversations = [int(x) for x in args.conversations.split(",")]
-    if args.rates:
-        cfg.rates = [float(x) for x in args.rates.split(",")]
+    if args.runs:
+        cfg.runs = args.runs
+    if args.floors:
+        cfg.floors = [f for f in args.floors.split(",") if f]
     skip = set(filter(None, args.skip.split(",")))
 
     started = time.time()
@@ -648,116 +853,157 @@ def main() -> int:
     results: dict[str, Any] = {
         "config": asdict(cfg),
         "machine": machine_info(),
+        "machine_idle_sample": idle_machine_sample(1.0),
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "nofile": nofile,
         "labels": TARGET_LABELS,
+        "uvicorn_flags": production_uvicorn_flags(),
+        "deflate_default": uvicorn_deflate_default(),
     }
     log(
         f"mode {cfg.mode}; {results['machine']['cpu']}, {results['machine']['cores']} cores; "
-        f"load average {results['machine']['load_avg_start']}"
+        f"load average {results['machine']['load_avg_start']}, CPU busy "
+        f"{results['machine_idle_sample']['cpu_busy_pct']:.0f} % over 1 s"
     )
     svc = Services()
     RESULTS_DIR.mkdir(exist_ok=True)
     json_path = Path(args.json) if args.json else RESULTS_DIR / f"{cfg.mode}.json"
+    static_root = tempfile.mkdtemp(prefix="bench-static.", dir=svc.dir)
     try:
         log(f"starting PostgreSQL and redis-server in {svc.dir}")
         svc.start_postgres()
         svc.start_redis()
-        djangoside.setup(svc.database_url, svc.redis_url)
+        results["pg_opts"] = svc.pg_opts
+        site_env = djangoside.site_env(svc.database_url, svc.redis_url, static_root)
+        djangoside.setup(site_env)
+        results["settings"] = djangoside.settings_summary()
+        log(f"settings: {results['settings']}")
         rclient = redis.Redis.from_url(svc.redis_url)
         pg = PgCounters(svc.admin_dsn)
         probe = Probe(svc, pg, rclient)
 
-        if "rest" not in skip:  # first: the table then holds exactly the stated rows
-            log("REST latencies")
-            results["rest"] = rest_phase(svc, cfg, rclient)
-        if "inbox" not in skip:
-            log("inbox list query counts")
-            results["inbox"] = inbox_phase(cfg)
+        if "rest" not in skip:
+            log("REST: plugin and floor, concurrent clients")
+            results["rest"] = rest_phase(svc, cfg, site_env, probe, rclient)
 
-        need = (
-            max([*cfg.conversations, *cfg.idle_counts, cfg.idle_probe])
-            if "idle" not in skip
-            else max(cfg.conversations)
-        )
-        convs = djangoside.ensure_conversations(need)
-        staff = djangoside.staff_users(cfg.lobbies)
+        n_staff = cfg.lobbies + cfg.conversations // 10 + 1  # <= 11 sockets per staff user
+        convs = djangoside.ensure_conversations(cfg.conversations + cfg.idle_sockets)
+        staff = djangoside.staff_users(n_staff)
         fx = Fixtures(convs, staff, cfg.lobbies)
         djangoside.close_db()
+        ws_targets = ["plugin", *cfg.floors]
+        deflate_default = results["deflate_default"]
 
-        if "load" not in skip:
-            log("load steps")
-            runs = []
-            for n in cfg.conversations:
-                for name in cfg.targets:  # interleaved: noise hits every target alike
-                    if name in EXPERIMENTS and n > cfg.experiment_max_n:
-                        continue
-                    target, proc = start_target(svc, name, fx)
-                    probe.worker_pid = proc.pid if proc else None
-                    try:
-                        run = asyncio.run(load_run(target, n, cfg, probe))
-                        runs.append(run)
-                    finally:
-                        stop_target(svc, proc, rclient)
-                    run["server_log"] = server_log_errors(svc, proc)
-            results["load"] = runs
+        if "ws" not in skip:
+            log("WebSocket, one worker")
+            arms = []
+            servers = prestart(
+                svc,
+                fx,
+                site_env,
+                {(r, n): (n, 1, None) for r in range(1, cfg.runs + 1) for n in ws_targets},
+            )
+            for run in range(1, cfg.runs + 1):
+                for name in ws_targets:
+                    profiled = name == "plugin" and run == cfg.runs and "profile" not in skip
+                    arms.append(
+                        run_ws_arm(
+                            svc,
+                            name,
+                            fx,
+                            site_env,
+                            cfg,
+                            probe,
+                            rclient,
+                            run=run,
+                            server=servers[(run, name)],
+                            idle_count=cfg.idle_sockets if "idle" not in skip else 0,
+                            pushback=name == "plugin",
+                            profile_path=(
+                                RESULTS_DIR / f"profile-{cfg.mode}-ws.txt" if profiled else None
+                            ),
+                        )
+                    )
+            results["ws"] = arms
+            prof = RESULTS_DIR / f"profile-{cfg.mode}-ws.txt"
+            if prof.exists() and "profile" not in skip:
+                results["ws_profile"] = {
+                    "path": str(prof.relative_to(ROOT)),
+                    **summarize_profile(prof),
+                }
 
-        results["targets_eval"] = report.evaluate(results)
-        missed = any(not t["met"] for t in results["targets_eval"] if t["met"] is not None)
-        # Item 7: profile when the plugin misses a target (quick mode: only with --profile)
-        wanted = args.profile or (missed and cfg.mode == "full")
-        if "profile" not in skip and "plugin" in cfg.targets and wanted:
-            n, prate = profile_point(results, cfg)
-            log(f"profiling the plugin's worker with py-spy at N={n} x {prate:g} msg/s")
-            path = RESULTS_DIR / f"profile-{cfg.mode}.txt"
-            target, proc = start_target(svc, "plugin", fx)
-            probe.worker_pid = proc.pid
-            pcfg = Config(**{**asdict(cfg), "rates": [prate]})
-            try:
-                run = asyncio.run(
-                    load_run(target, n, pcfg, probe, profile={"rate": prate, "path": path})
+        if "scaleout" not in skip:
+            log("WebSocket, scale-out")
+            arms = []
+            for workers in cfg.scaleout_full + cfg.scaleout_cpu:
+                full = workers in cfg.scaleout_full
+                # one server per target and worker count, for both runs (starting 4 Django
+                # workers on 2 busy cores takes long)
+                servers = prestart(
+                    svc, fx, site_env, {name: (name, workers, None) for name in ws_targets}
                 )
-            finally:
-                stop_target(svc, proc, rclient)
-            sent = max(1, run["steps"][0]["sent"])
-            results["profile"] = {
-                "n": n,
-                "rate": prate,
-                "run": run,
-                "statements": [(calls / sent, q) for calls, q in pg.top(30)],
-                **summarize_profile(path),
-            }
+                try:
+                    for run in range(1, cfg.runs_of("scaleout") + 1):
+                        for name in ws_targets:
+                            arms.append(
+                                run_ws_arm(
+                                    svc,
+                                    name,
+                                    fx,
+                                    site_env,
+                                    cfg,
+                                    probe,
+                                    rclient,
+                                    run=run,
+                                    workers=workers,
+                                    ladder=full,
+                                    server=servers[name],
+                                    pushback=full and name == "plugin",
+                                )
+                            )
+                finally:
+                    for name, (_t, proc) in servers.items():
+                        log_errors = stop_target(svc, proc, rclient)
+                        for a in arms:
+                            if a["target"] == name and a["workers"] == workers:
+                                a["server_log"] = log_errors
+            results["scaleout"] = arms
 
         if "idle" not in skip:
-            log("idle sockets")
-            idle = []
-            # With and without permessage-deflate: its per-socket compression contexts are
-            # about half of an idle socket's memory, in the plugin and in the floor alike.
-            variants = [
-                ("plugin", True),
-                ("channels_pubsub", True),
-                ("plugin", False),
-                ("channels_pubsub", False),
+            other = not deflate_default
+            log(
+                "idle sockets with permessage-deflate "
+                + ("on" if other else "off")
+                + " (the one-worker arms measured "
+                + ("on" if deflate_default else "off")
+                + ")"
+            )
+            idle_runs = range(1, cfg.runs_of("idle") + 1)
+            servers = prestart(
+                svc, fx, site_env, {(r, n): (n, 1, other) for r in idle_runs for n in ws_targets}
+            )
+            results["idle"] = [
+                run_idle_arm(
+                    svc,
+                    name,
+                    fx,
+                    site_env,
+                    cfg,
+                    probe,
+                    rclient,
+                    deflate=other,
+                    run=run,
+                    server=servers[(run, name)],
+                )
+                for run in idle_runs
+                for name in ws_targets
             ]
-            for name, deflate in variants:
-                if name not in cfg.targets:
-                    continue
-                target, proc = start_target(svc, name, fx, deflate=deflate)
-                target.name = name + ("" if deflate else "_nodeflate")
-                probe.worker_pid = proc.pid
-                counts = list(cfg.idle_counts)
-                if name == "plugin" and deflate and cfg.idle_probe > max(counts):
-                    counts.append(cfg.idle_probe)
-                try:
-                    idle.append(asyncio.run(idle_run(target, counts, cfg, probe)))
-                finally:
-                    stop_target(svc, proc, rclient)
-            results["idle"] = idle
         pg.close()
     finally:
         svc.stop_all()
     results["elapsed_seconds"] = time.time() - started
     results["load_avg_end"] = os.getloadavg()
+    results["machine_idle_sample_end"] = idle_machine_sample(1.0)
     results["targets_eval"] = report.evaluate(results)
     json_path.write_text(json.dumps(results, indent=1, default=str))
     log(f"results in {json_path}")
@@ -765,10 +1011,7 @@ def main() -> int:
         report.write(results, Path(args.out))
         log(f"wrote {args.out}")
     for t in results["targets_eval"]:
-        log(
-            f"target: {t['name']}: {t['value']} (goal {t['goal']}) -> "
-            f"{'met' if t['met'] else 'MISSED' if t['met'] is not None else 'n/a'}"
-        )
+        log(f"target: {t['name']}: {t['value']} (goal {t['goal']}) -> {t['result']}")
     log(f"done in {results['elapsed_seconds'] / 60:.1f} min")
     return 0
 
