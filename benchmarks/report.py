@@ -51,7 +51,7 @@ def once_note(results: dict[str, Any]) -> str:
     names = {
         "rest_max": f"REST at {max(results['config'].get('rest_clients') or [0])} clients",
         "scaleout": "the scale-out arms",
-        "idle": "the idle arms of the second permessage-deflate setting",
+        "idle": "the idle-socket arms",
     }
     return (
         " In this mode "
@@ -112,20 +112,15 @@ def rss_under_load_kb(a: dict[str, Any] | None) -> float | None:
 
 
 def idle_kb(results: dict[str, Any], target: str, run: int, deflate: bool) -> float | None:
-    """RSS per idle socket: from the idle arms (the deflate setting the production unit
-    does not use) or the one-worker arms (the one it uses)."""
-    if deflate == results.get("deflate_default", True):
-        a = arm(results, target, run)
-        point = (a or {}).get("idle")
-    else:
-        point = next(
-            (
-                i
-                for i in results.get("idle") or []
-                if i["target"] == target and i.get("run") == run and i.get("deflate") == deflate
-            ),
-            None,
-        )
+    """RSS per idle socket, from the idle arms (a fresh server each)."""
+    point = next(
+        (
+            i
+            for i in results.get("idle") or []
+            if i["target"] == target and i.get("run") == run and i.get("deflate") == deflate
+        ),
+        None,
+    )
     return None if not point else point["rss_per_socket"] / 1000
 
 
@@ -297,7 +292,7 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "0",
             )
         )
-    if results.get("idle") or results.get("ws"):
+    if results.get("idle"):
         vals = []
         for r in runs:
             p, f = idle_kb(results, "plugin", r, False), idle_kb(results, FLOOR, r, False)
@@ -804,10 +799,11 @@ def render_memory(results: dict[str, Any], add: Any) -> None:
     add("")
     add(
         f"{cfg['idle_sockets']:,} idle customer sockets (each its own user and conversation, "
-        "heartbeating) on a fresh worker: (RSS with them - RSS with 10) / sockets. "
+        "heartbeating) on a fresh worker of their own: (RSS with them - RSS with 10) / sockets. "
         "permessage-deflate off = uvicorn `--ws-per-message-deflate false`; on = uvicorn's "
         "default (the client always offers it, like browsers). Under load: (RSS after the "
-        "steps - RSS before the ramp) / the load steps' sockets."
+        "one-worker WebSocket steps - RSS of that fresh server before its ramp) / its "
+        "sockets, message buffers and caches included."
     )
     add("")
     rows = []

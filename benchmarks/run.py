@@ -81,7 +81,7 @@ class Config:
     floors: list[str] = field(default_factory=lambda: ["channels_pubsub"])
     profile_seconds: float = 6.0
     # parts run in run 1 only (quick mode, to stay under two minutes): "rest_max" (the
-    # largest REST client count), "scaleout", "idle" (the second deflate setting)
+    # largest REST client count), "scaleout", "idle" (the idle-socket arms)
     once: list[str] = field(default_factory=list)
 
     def runs_of(self, part: str) -> int:
@@ -917,7 +917,6 @@ def main() -> int:
                             rclient,
                             run=run,
                             server=servers[(run, name)],
-                            idle_count=cfg.idle_sockets if "idle" not in skip else 0,
                             pushback=name == "plugin",
                             profile_path=(
                                 RESULTS_DIR / f"profile-{cfg.mode}-ws.txt" if profiled else None
@@ -970,18 +969,16 @@ def main() -> int:
             results["scaleout"] = arms
 
         if "idle" not in skip:
-            other = not deflate_default
+            # on fresh servers of their own: an idle socket's RSS on a server that has
+            # served nothing yet
+            variants = [deflate_default, not deflate_default]
             log(
-                "idle sockets with permessage-deflate "
-                + ("on" if other else "off")
-                + " (the one-worker arms measured "
-                + ("on" if deflate_default else "off")
-                + ")"
+                "idle sockets, permessage-deflate "
+                + " and ".join("on" if d else "off" for d in variants)
             )
             idle_runs = range(1, cfg.runs_of("idle") + 1)
-            servers = prestart(
-                svc, fx, site_env, {(r, n): (n, 1, other) for r in idle_runs for n in ws_targets}
-            )
+            specs = {(r, n, d): (n, 1, d) for r in idle_runs for d in variants for n in ws_targets}
+            servers = prestart(svc, fx, site_env, specs)
             results["idle"] = [
                 run_idle_arm(
                     svc,
@@ -991,11 +988,12 @@ def main() -> int:
                     cfg,
                     probe,
                     rclient,
-                    deflate=other,
+                    deflate=d,
                     run=run,
-                    server=servers[(run, name)],
+                    server=servers[(run, name, d)],
                 )
                 for run in idle_runs
+                for d in variants
                 for name in ws_targets
             ]
         pg.close()
