@@ -181,6 +181,11 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             not isinstance(user[key], int) or isinstance(user[key], bool) or user[key] < 1
         ):
             bad(key, f"must be a positive integer, not {user[key]!r}.")
+    threads = user.get("WS_DATABASE_THREADS")
+    if threads is not None and (
+        not isinstance(threads, int) or isinstance(threads, bool) or threads < 1
+    ):
+        bad("WS_DATABASE_THREADS", f"must be a positive integer or None, not {threads!r}.")
     timeout = user.get("HEALTH_TIMEOUT", 1)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         bad("HEALTH_TIMEOUT", f"must be a positive number of seconds, not {timeout!r}.")

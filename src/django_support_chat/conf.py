@@ -115,6 +115,9 @@ DEFAULTS: dict[str, Any] = {
     # Open WebSockets one user may have at once (all routes, all workers); one more is
     # refused with close code 4430.
     "WS_MAX_SOCKETS_PER_USER": 20,
+    # Threads per worker for the sockets' database calls (dbthreads.py); one conversation
+    # always uses the same one. None: 4, or 1 (Channels' shared thread) on SQLite.
+    "WS_DATABASE_THREADS": None,
     # Pushback (docs/protocol.md, "Slowing down"): sends accepted but not yet stored, per
     # worker process (WebSocket message:send frames, REST message POSTs, inbox replies).
     # One more is refused at once ("overloaded", HTTP 503) and its client retries after

@@ -17,12 +17,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from asgiref.sync import async_to_sync
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
 
-from . import layerwatch, metrics
+from . import dbthreads, layerwatch, metrics
 
 logger = logging.getLogger("django_support_chat.events")
 
@@ -167,15 +166,15 @@ _queued: contextvars.ContextVar[list[tuple[list[str], dict[str, Any]]] | None] =
 _background: set[asyncio.Future[None]] = set()  # flushes whose caller was cancelled
 
 
-async def call_and_publish(func: Callable[..., T], *args: Any) -> T:
-    """Run ``func(*args)`` on the database thread (``database_sync_to_async``); then send
-    the events its transactions committed from the event loop, in commit order. Events are
-    sent even when ``func`` raises after a commit, or when the caller is cancelled (they go
-    out once the database call ends)."""
+async def call_and_publish(func: Callable[..., T], *args: Any, lane: int | None = None) -> T:
+    """Run ``func(*args)`` on a database thread (``dbthreads.run``: the lane of ``lane``, a
+    conversation id); then send the events its transactions committed from the event loop,
+    in commit order. Events are sent even when ``func`` raises after a commit, or when the
+    caller is cancelled (they go out once the database call ends)."""
     queue: list[tuple[list[str], dict[str, Any]]] = []
     token = _queued.set(queue)
     try:
-        call = asyncio.ensure_future(database_sync_to_async(func)(*args))  # copies the context
+        call = asyncio.ensure_future(dbthreads.run(lane, func, *args))  # copies the context
     finally:
         _queued.reset(token)
 

@@ -18,7 +18,7 @@ from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from django_support_chat import presence
+from django_support_chat import dbthreads, presence
 
 REDIS_URL_ENV = "REDIS_URL_TEST"
 
@@ -61,6 +61,7 @@ def layer(request: pytest.FixtureRequest, settings: Any) -> Iterator[str]:
     yield request.param
     channel_layers.backends.clear()
     presence._store = None
+    dbthreads.close_connections()
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import OperationalError
 from django.utils.translation import gettext as _
 
-from .. import events, metrics, ratelimits, roles, sendqueue, services, tokens
+from .. import dbthreads, events, metrics, ratelimits, roles, sendqueue, services, tokens
 from ..conf import chat_settings
 from ..exceptions import ChatError
 from ..layerwatch import LayerWatch
@@ -335,12 +335,15 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         # Channels' dispatch first runs close_old_connections through sync_to_async: a hop
         # onto the worker's one database thread for every frame and every group event,
         # queued behind the sends. Every database call here goes through
-        # database_sync_to_async, which closes stale connections around itself.
+        # database_sync_to_async, which closes stale connections around itself. The
+        # yield stays: without it, channels-redis' list layer (RedisChannelLayer) lost
+        # group messages between two workers (tests/realtime/test_sharded_redis.py).
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         self.busy_since = time.monotonic()
         try:
+            await asyncio.sleep(0)
             await handler(message)
         finally:
             self.busy_since = None
@@ -772,7 +775,7 @@ class ConversationConsumerMixin(BaseChatConsumer):
 
         cancelled = False
         try:
-            payload, created, wait = await events.call_and_publish(send)
+            payload, created, wait = await events.call_and_publish(send, lane=conversation.pk)
         except asyncio.CancelledError:
             cancelled = True  # the call may still run: send() releases the slot
             raise
@@ -854,7 +857,7 @@ class ConversationConsumerMixin(BaseChatConsumer):
             return func(conversation, user, *args)
 
         try:
-            await events.call_and_publish(call)
+            await events.call_and_publish(call, lane=conversation.pk)
         except ChatError as exc:
             raise FrameError(exc.code, exc.message) from None
 
@@ -895,7 +898,7 @@ class ConversationConsumerMixin(BaseChatConsumer):
                 "has_more": len(rows) > size,
             }
 
-        await self.reply("sync", await database_sync_to_async(load)(), ref)
+        await self.reply("sync", await dbthreads.run(pk, load), ref)
 
 
 class CustomerConsumer(ConversationConsumerMixin):
