@@ -17,30 +17,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from channels.routing import URLRouter
-from django.urls import path, re_path
+from django.urls import URLPattern, path
 
 from .conf import chat_settings
 from .realtime import consumers
-from .realtime.stack import ChatMiddlewareStack, reject
+from .realtime.stack import ChatMiddlewareStack, authenticate_scope, origin_allowed, reject
 
 __all__ = ["websocket_application", "websocket_urlpatterns"]
 
-# Relative to the prefix; each consumer wrapped in the chat's middleware.
+# Relative to the prefix.
 _ROUTES = [
-    ("user/<int:conversation_id>/", ChatMiddlewareStack(consumers.CustomerConsumer.as_asgi())),
-    ("admin/", ChatMiddlewareStack(consumers.StaffLobbyConsumer.as_asgi())),
-    (
-        "admin/<int:conversation_id>/",
-        ChatMiddlewareStack(consumers.StaffConversationConsumer.as_asgi()),
-    ),
+    ("user/<int:conversation_id>/", consumers.CustomerConsumer.as_asgi()),
+    ("admin/", consumers.StaffLobbyConsumer.as_asgi()),
+    ("admin/<int:conversation_id>/", consumers.StaffConversationConsumer.as_asgi()),
 ]
 
-websocket_urlpatterns = [path("ws/chat/" + route, app) for route, app in _ROUTES]
+# For a host's own URLRouter: each consumer wrapped in the chat's middleware.
+websocket_urlpatterns = [
+    path("ws/chat/" + route, ChatMiddlewareStack(app)) for route, app in _ROUTES
+]
 
-# Under the prefix: the routes, then a refusal for any other path (instead of URLRouter's
-# "No route found" exception, which the server turns into a 500 and a traceback).
-_chat_router = URLRouter([*(path(route, app) for route, app in _ROUTES), re_path(r"", reject)])
+# Under the prefix, matched as URLRouter matches them; any other path is refused (instead
+# of URLRouter's "No route found" exception, which the server turns into a 500 and a
+# traceback).
+_chat_patterns: list[URLPattern] = [path(route, app) for route, app in _ROUTES]
 
 
 def _prefix() -> str:
@@ -62,12 +62,35 @@ class ChatWebsocketApplication:
         if root_path and path_.startswith(root_path):
             path_ = path_[len(root_path) :]
         prefix = _prefix()  # read per socket: follows the setting (and override_settings)
-        if path_.startswith(prefix):
-            remaining = path_[len(prefix) :]
-            return await _chat_router(dict(scope, path_remaining=remaining), receive, send)
-        if self.fallback is None:
+        if not path_.startswith(prefix):
+            if self.fallback is None:
+                return await reject(scope, receive, send)
+            return await self.fallback(scope, receive, send)
+        # The chat's: Channels' URLRouter and ChatMiddlewareStack in this one frame, so the
+        # socket keeps one copy of the scope, not one per nested middleware, for as long as
+        # it is open (docs/operations.md, "Memory per socket").
+        routed = _route(scope, path_[len(prefix) :])
+        if routed is None or not origin_allowed(scope):
             return await reject(scope, receive, send)
-        return await self.fallback(scope, receive, send)
+        app, scope = routed
+        await authenticate_scope(scope)
+        return await app(scope, receive, send)
+
+
+def _route(scope: dict[str, Any], remaining: str) -> tuple[Any, dict[str, Any]] | None:
+    """The consumer of the chat route ``remaining`` names and its scope (a copy, with
+    ``path_remaining`` and ``url_route``), as ``URLRouter`` resolves it; or None."""
+    for route in _chat_patterns:
+        match = route.pattern.match(remaining.lstrip("/"))
+        if match:
+            new_path, args, kwargs = match
+            outer = scope.get("url_route", {})
+            url_route = {
+                "args": outer.get("args", ()) + tuple(args),
+                "kwargs": {**outer.get("kwargs", {}), **kwargs, **route.default_args},
+            }
+            return route.callback, dict(scope, path_remaining=new_path, url_route=url_route)
+    return None
 
 
 def websocket_application(fallback: Any = None) -> ChatWebsocketApplication:

@@ -13,6 +13,7 @@ import json
 import logging
 import time
 import weakref
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -244,29 +245,73 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
     # Frame type -> handler method name; subclasses extend.
     handlers: dict[str, str] = {"heartbeat": "on_heartbeat"}
 
-    user: Any = None
-    session_fingerprint: str | None = None
+    # Per-socket state lives in slots, not in the instance __dict__ (which keeps only what
+    # Channels sets): CPython turns an instance's attributes into a full dict of its own
+    # (about 1 KB) once a class's instances have set too many different ones, or set a new
+    # one late (frame_times, on the first frame). docs/operations.md, "Memory per socket".
+    __slots__ = (
+        "accepted_at",
+        "auth_session_key",
+        "busy_since",
+        "close_logged",
+        "conversation",
+        "counted_open",
+        "counterpart_online",
+        "flood_logged",
+        "frame_times",
+        "frames_in",
+        "frames_out",
+        "joined",
+        "last_seen",
+        "present",
+        "ready",
+        "session_fingerprint",
+        "throttle_logged_at",
+        "throttled_since_log",
+        "typing_sent_at",
+        "typing_task",
+        "user",
+    )
+    user: Any
+    session_fingerprint: str | None
     # The session this socket lives on (cookie, or the session a token came from); never
     # sent anywhere, only re-checked by the watchdog. None: a token issued without one.
-    auth_session_key: str | None = None
-    conversation: Conversation | None = None
+    auth_session_key: str | None
+    conversation: Conversation | None
+    last_seen: float
+    busy_since: float | None  # set while a message is being handled
+    ready: bool  # the watchdog judges silence only once connect() is done
+    joined: bool  # the groups are groups_to_join(): not kept per socket
+    present: bool
+    counted_open: bool  # in support_chat_ws_open_sockets (until log_close or leave)
+    counterpart_online: bool | None
+    # Times of the frames of the last FLOOD_WINDOW; an empty tuple until the first frame.
+    frame_times: Sequence[float]
+    typing_sent_at: float
+    typing_task: asyncio.Task[None] | None
+    # For the log lines: plain numbers, counted per frame; nothing else per frame.
+    frames_in: int
+    frames_out: int
+    accepted_at: float | None  # set on accept; None: refused, or not yet
+    close_logged: bool
+    flood_logged: bool
+    throttle_logged_at: float | None
+    throttled_since_log: int
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = self.session_fingerprint = self.auth_session_key = None
+        self.conversation = None
+        self.last_seen = self.typing_sent_at = 0.0
+        self.busy_since = self.counterpart_online = self.typing_task = None
+        self.ready = self.joined = self.present = self.counted_open = False
+        self.frame_times = ()
+        self.frames_in = self.frames_out = self.throttled_since_log = 0
+        self.accepted_at = self.throttle_logged_at = None
+        self.close_logged = self.flood_logged = False
 
     async def connect(self) -> None:
-        self.joined = False  # the groups are groups_to_join(): not kept per socket
-        self.frame_times: list[float] = []
-        self.typing_sent_at = 0.0
-        self.typing_task: asyncio.Task[None] | None = None
         self.last_seen = time.monotonic()  # restarted when connect() is done
-        self.ready = False  # the watchdog judges silence only once connect() is done
-        self.counterpart_online: bool | None = None
-        self.present = False
-        # For the log lines: plain numbers, counted per frame; nothing else per frame.
-        self.frames_in = self.frames_out = 0
-        self.accepted_at: float | None = None  # set on accept; None: refused, or not yet
-        self.close_logged = self.flood_logged = False
-        self.throttle_logged_at: float | None = None
-        self.throttled_since_log = 0
-
         self.user, self.session_fingerprint = await self._authenticate()
         if self.user is None:
             await self.refuse(CLOSE_UNAUTHENTICATED)
@@ -310,6 +355,11 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
                 "conversation_id": conversation_id,
             },
         )
+        # Authenticated: what the middleware put in the scope for that is not read again
+        # (self.user is the user from now on, refreshed by the watchdog), and the scope is
+        # this socket's own copy (realtime/stack.py). About 1 KB per idle socket.
+        for key in ("session", "cookies", "user"):
+            self.scope.pop(key, None)
 
     def silent_since(self, limit: float, now: float) -> bool:
         """Whether the client sent nothing since ``limit`` (monotonic), as far as this
@@ -322,9 +372,6 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         if busy_since is not None and now - busy_since < 3 * chat_settings.HEARTBEAT_INTERVAL:
             return False
         return self.last_seen < limit
-
-    busy_since: float | None = None  # set while a message is being handled
-    counted_open = False  # in support_chat_ws_open_sockets (until log_close or leave)
 
     def uncount_open(self) -> None:
         if self.counted_open:
@@ -645,9 +692,10 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
 
     def _flooding(self) -> bool:
         now = time.monotonic()
-        self.frame_times = [t for t in self.frame_times if now - t < FLOOD_WINDOW]
-        self.frame_times.append(now)
-        return len(self.frame_times) > chat_settings.WS_FLOOD_LIMIT
+        times = [t for t in self.frame_times if now - t < FLOOD_WINDOW]
+        times.append(now)
+        self.frame_times = times
+        return len(times) > chat_settings.WS_FLOOD_LIMIT
 
     async def send_error(
         self,
