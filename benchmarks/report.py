@@ -562,7 +562,7 @@ def render_ws(results: dict[str, Any], add: Any) -> None:
                 "sustained msg/s",
                 "ladder (msg/s: p99 ms)",
                 "RSS KB/socket under load",
-                "stored once (DB)",
+                "acknowledged messages stored once (DB)",
                 "load (1-min avg, busy)",
             ],
             rows,

@@ -67,6 +67,7 @@ class Config:
     pushback_duration: float = 8.0
     pushback_drain: float = 10.0
     ramp_rate: float = 400.0
+    warmup: float = 2.0
     idle_baseline: float = 2.0
     idle_sockets: int = 2000
     # scale-out: uvicorn --workers W; the full WebSocket steps on the first, CPU per message
@@ -95,18 +96,19 @@ QUICK = Config(
     direction_rate=30.0,
     ladder=[50, 100, 200, 400],
     duration=1.0,
-    drain=1.5,
+    drain=1.0,
     abort_after=2.0,
     pushback_duration=1.5,
-    pushback_drain=4.0,
+    pushback_drain=3.0,
     ramp_rate=800.0,
+    warmup=0.5,
     idle_baseline=0.5,
     idle_sockets=200,
     rest_clients=[100, 500],
     rest_history=10,
     rest_duration=0.5,
-    rest_drain=4.0,
-    profile_seconds=2.0,
+    rest_drain=3.0,
+    profile_seconds=1.0,
     once=["rest_max", "scaleout", "idle"],
 )
 
@@ -293,6 +295,37 @@ def relay_target(port: int, name: str, compression: str | None = "deflate") -> T
     )
 
 
+def start_server(
+    svc: Services,
+    name: str,
+    site_env: dict[str, str],
+    *,
+    workers: int = 1,
+    deflate: bool | None = None,
+) -> tuple[Any, int]:
+    """Start the server of ``name``; returns (process, port). ``deflate`` None: what the
+    production unit says."""
+    label = f"{name}-w{workers}" + ("" if deflate is None else f"-deflate{int(deflate)}")
+    if name == "plugin":
+        return svc.start_uvicorn(
+            "example.asgi:application", site_env, name=label, workers=workers, deflate=deflate
+        )
+    if name in ("channels_pubsub", "channels_core"):
+        layer = "pubsub" if name == "channels_pubsub" else "core"
+        return svc.start_uvicorn(
+            "relay_asgi:application",
+            {"REDIS_URL": svc.redis_url, "RELAY_LAYER": layer},
+            name=label,
+            workers=workers,
+            deflate=deflate,
+        )
+    raise ValueError(name)
+
+
+def make_target(name: str, fx: Fixtures, port: int) -> Target:
+    return fx.plugin(port, name=name) if name == "plugin" else relay_target(port, name)
+
+
 def start_target(
     svc: Services,
     name: str,
@@ -302,44 +335,43 @@ def start_target(
     workers: int = 1,
     deflate: bool | None = None,
 ) -> tuple[Target, Any]:
-    """Start the server of ``name``; returns (target, process). ``deflate`` None: what the
-    production unit says."""
-    label = f"{name}-w{workers}" + ("" if deflate is None else f"-deflate{int(deflate)}")
-    if name == "plugin":
-        proc, port = svc.start_uvicorn(
-            "example.asgi:application", site_env, name=label, workers=workers, deflate=deflate
+    proc, port = start_server(svc, name, site_env, workers=workers, deflate=deflate)
+    return make_target(name, fx, port), proc
+
+
+class Launcher:
+    """Every server of the run, started at once at the beginning, while the fixtures are
+    made, and all up before the first measurement: starting Django is the slowest part of an
+    arm, and a server that has served nothing yet is as fresh as one started right before
+    its arm. Idle servers (no sockets, no requests) cost no CPU worth measuring."""
+
+    def __init__(self, svc: Services, site_env: dict[str, str]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.svc, self.site_env = svc, site_env
+        self.pool = ThreadPoolExecutor(max_workers=24)
+        self.futures: dict[Any, Any] = {}
+        self.names: dict[Any, str] = {}
+
+    def submit(self, key: Any, name: str, workers: int = 1, deflate: bool | None = None) -> None:
+        self.names[key] = name
+        self.futures[key] = self.pool.submit(
+            start_server, self.svc, name, self.site_env, workers=workers, deflate=deflate
         )
-        return fx.plugin(port, name=name), proc
-    if name in ("channels_pubsub", "channels_core"):
-        layer = "pubsub" if name == "channels_pubsub" else "core"
-        proc, port = svc.start_uvicorn(
-            "relay_asgi:application",
-            {"REDIS_URL": svc.redis_url, "RELAY_LAYER": layer},
-            name=label,
-            workers=workers,
-            deflate=deflate,
-        )
-        return relay_target(port, name), proc
-    raise ValueError(name)
 
+    def wait_all(self) -> float:
+        t = time.perf_counter()
+        for f in self.futures.values():
+            f.result()
+        self.pool.shutdown()
+        return time.perf_counter() - t
 
-def prestart(
-    svc: Services,
-    fx: Fixtures,
-    site_env: dict[str, str],
-    specs: dict[Any, tuple[str, int, bool | None]],
-) -> dict[Any, tuple[Target, Any]]:
-    """Start the servers of ``specs`` (key -> (target name, workers, deflate)) at the same
-    time, before any arm measures: starting Django is the slowest part of an arm, and a
-    server that has not served anything yet is as fresh as one started right before."""
-    from concurrent.futures import ThreadPoolExecutor
+    def raw(self, key: Any) -> tuple[Any, int]:
+        return self.futures[key].result()  # type: ignore[no-any-return]
 
-    with ThreadPoolExecutor(max_workers=len(specs) or 1) as pool:
-        futures = {
-            key: pool.submit(start_target, svc, name, fx, site_env, workers=w, deflate=d)
-            for key, (name, w, d) in specs.items()
-        }
-        return {key: f.result() for key, f in futures.items()}
+    def get(self, key: Any, fx: Fixtures) -> tuple[Target, Any]:
+        proc, port = self.raw(key)
+        return make_target(self.names[key], fx, port), proc
 
 
 def stop_target(svc: Services, proc: Any, rclient: Any) -> dict[str, Any]:
@@ -449,7 +481,10 @@ async def ws_arm(
     rss0 = proc_rss(probe.worker_pid)
     ramp = await gen.ramp(gen.plan_sockets(), rate=cfg.ramp_rate)
     out.update(sockets=ramp["opened"], ramp=ramp, rss_before=rss0)
-    await asyncio.sleep(0.5)
+    # warm-up, not measured: a fresh worker's first messages pay for first-use work (the
+    # database pool's connections, per-thread state, lazy imports)
+    await gen.step(0, cfg.warmup, cfg.drain, None, total_rate=cfg.direction_rate, abort_after=None)
+    await asyncio.sleep(0.3)
     out["idle_baseline"] = await gen.measure_idle(cfg.idle_baseline, probe)
     stored: list[str] = []
 
@@ -601,16 +636,12 @@ def run_idle_arm(
 
 
 def rest_phase(
-    svc: Services, cfg: Config, site_env: dict[str, str], probe: Probe, rclient: Any
+    svc: Services, cfg: Config, launcher: Launcher, probe: Probe, rclient: Any
 ) -> dict[str, Any]:
     """Plugin and floor on one server (the benchmark's URLconf mounts both), each arm twice,
     interleaved: for every client count and operation, plugin then floor, run 1 then run 2."""
-    from concurrent.futures import ThreadPoolExecutor
-
     most = max(cfg.rest_clients)
     t = time.perf_counter()
-    pool = ThreadPoolExecutor(max_workers=1)  # the server starts while the fixtures are made
-    starting = pool.submit(svc.start_uvicorn, "example.asgi:application", site_env, name="rest")
     fixtures = djangoside.rest_clients(most, cfg.rest_history)
     djangoside.close_db()
     log(
@@ -632,14 +663,17 @@ def rest_phase(
         )
         for f in fixtures
     ]
-    proc, port = starting.result()
-    pool.shutdown()
+    waited = launcher.wait_all()
+    log(f"  every server of the run is up ({waited:.1f} s after the fixtures)")
+    proc, port = launcher.raw("rest")
     probe.worker_pid = proc.pid
     steps: list[dict[str, Any]] = []
     try:
-        # warm up both arms (imports, template and URL caches, first connections)
-        asyncio.run(rest_step(port, plugin_clients[:5], "GET", 0.3, 1.0))
-        asyncio.run(rest_step(port, floor_clients[:5], "GET", 0.3, 1.0))
+        # warm up both arms and both operations (imports, URL and template caches, the
+        # database pool's connections); not measured
+        for clients in (plugin_clients, floor_clients):
+            for method in ("POST", "GET"):
+                asyncio.run(rest_step(port, clients[:20], method, 0.3, 1.0))
         for run in range(1, cfg.runs + 1):
             for n in cfg.rest_clients:
                 if n == most and run > cfg.runs_of("rest_max"):
@@ -882,27 +916,47 @@ def main() -> int:
         pg = PgCounters(svc.admin_dsn)
         probe = Probe(svc, pg, rclient)
 
+        ws_targets = ["plugin", *cfg.floors]
+        deflate_default = results["deflate_default"]
+        idle_variants = [deflate_default, not deflate_default]
+        launcher = Launcher(svc, site_env)
         if "rest" not in skip:
-            log("REST: plugin and floor, concurrent clients")
-            results["rest"] = rest_phase(svc, cfg, site_env, probe, rclient)
+            launcher.submit("rest", "plugin")
+        if "ws" not in skip:
+            for r in range(1, cfg.runs + 1):
+                for n in ws_targets:
+                    launcher.submit(("ws", r, n), n)
+        if "scaleout" not in skip:
+            for w in cfg.scaleout_full + cfg.scaleout_cpu:
+                for n in ws_targets:
+                    launcher.submit(("scaleout", w, n), n, workers=w)
+        if "idle" not in skip:
+            for r in range(1, cfg.runs_of("idle") + 1):
+                for d in idle_variants:
+                    for n in ws_targets:
+                        launcher.submit(("idle", r, n, d), n, deflate=d)
+        log(f"starting {len(launcher.futures)} servers while the fixtures are made")
 
         n_staff = cfg.lobbies + cfg.conversations // 10 + 1  # <= 11 sockets per staff user
         convs = djangoside.ensure_conversations(cfg.conversations + cfg.idle_sockets)
         staff = djangoside.staff_users(n_staff)
         fx = Fixtures(convs, staff, cfg.lobbies)
         djangoside.close_db()
-        ws_targets = ["plugin", *cfg.floors]
-        deflate_default = results["deflate_default"]
+
+        if "rest" not in skip:
+            log("REST: plugin and floor, concurrent clients")
+            results["rest"] = rest_phase(svc, cfg, launcher, probe, rclient)
+        else:
+            log(f"every server of the run is up ({launcher.wait_all():.1f} s)")
 
         if "ws" not in skip:
             log("WebSocket, one worker")
             arms = []
-            servers = prestart(
-                svc,
-                fx,
-                site_env,
-                {(r, n): (n, 1, None) for r in range(1, cfg.runs + 1) for n in ws_targets},
-            )
+            servers = {
+                (r, n): launcher.get(("ws", r, n), fx)
+                for r in range(1, cfg.runs + 1)
+                for n in ws_targets
+            }
             for run in range(1, cfg.runs + 1):
                 for name in ws_targets:
                     profiled = name == "plugin" and run == cfg.runs and "profile" not in skip
@@ -936,11 +990,10 @@ def main() -> int:
             arms = []
             for workers in cfg.scaleout_full + cfg.scaleout_cpu:
                 full = workers in cfg.scaleout_full
-                # one server per target and worker count, for both runs (starting 4 Django
-                # workers on 2 busy cores takes long)
-                servers = prestart(
-                    svc, fx, site_env, {name: (name, workers, None) for name in ws_targets}
-                )
+                # one server per target and worker count, for both runs
+                servers = {
+                    name: launcher.get(("scaleout", workers, name), fx) for name in ws_targets
+                }
                 try:
                     for run in range(1, cfg.runs_of("scaleout") + 1):
                         for name in ws_targets:
@@ -957,6 +1010,7 @@ def main() -> int:
                                     workers=workers,
                                     ladder=full,
                                     server=servers[name],
+                                    keep=True,
                                     pushback=full and name == "plugin",
                                 )
                             )
@@ -971,14 +1025,18 @@ def main() -> int:
         if "idle" not in skip:
             # on fresh servers of their own: an idle socket's RSS on a server that has
             # served nothing yet
-            variants = [deflate_default, not deflate_default]
+            variants = idle_variants
             log(
                 "idle sockets, permessage-deflate "
                 + " and ".join("on" if d else "off" for d in variants)
             )
             idle_runs = range(1, cfg.runs_of("idle") + 1)
-            specs = {(r, n, d): (n, 1, d) for r in idle_runs for d in variants for n in ws_targets}
-            servers = prestart(svc, fx, site_env, specs)
+            servers = {
+                (r, n, d): launcher.get(("idle", r, n, d), fx)
+                for r in idle_runs
+                for d in variants
+                for n in ws_targets
+            }
             results["idle"] = [
                 run_idle_arm(
                     svc,
