@@ -157,6 +157,40 @@ async def test_bare_urlpatterns_still_check_origin_and_read_the_session(alice):
     await communicator.disconnect()
 
 
+async def test_an_open_socket_keeps_only_what_it_reads(alice):
+    """Memory per idle socket (docs/operations.md, "Memory per socket"): once connected,
+    the socket's scope no longer holds the session, cookies and user the middleware put
+    there for authentication, and its own state is in slots, not in its ``__dict__``.
+    The socket still knows its user and route and answers frames."""
+    app = websocket_application()
+    url = f"/ws/chat/user/{alice['conv'].pk}/"
+    communicator = WebsocketCommunicator(app, url, headers=headers(cookie=alice["cookie"]))
+    assert json.loads((await hello(communicator))["text"])["type"] == "hello"
+    (socket,) = [
+        s for s in consumers.Watchdog.for_running_loop().sockets if s.user.pk == alice["user"].pk
+    ]
+    assert not {"session", "cookies", "user"} & socket.scope.keys()
+    assert socket.scope["url_route"] == {
+        "args": (),
+        "kwargs": {"conversation_id": alice["conv"].pk},
+    }
+    assert socket.frame_times == ()  # no list until the first frame
+    await communicator.send_to(text_data=json.dumps({"type": "heartbeat", "ref": 1}))
+    assert json.loads(await communicator.receive_from(timeout=5))["type"] == "heartbeat"
+    assert len(socket.frame_times) == 1
+    own = set(vars(socket))  # what Channels sets, nothing of the chat's own
+    assert own <= {
+        "groups",
+        "scope",
+        "channel_layer",
+        "channel_name",
+        "channel_receive",
+        "base_send",
+    }
+    assert socket.auth_session_key is not None and socket.session_fingerprint is not None
+    await communicator.disconnect()
+
+
 async def test_old_readme_stack_keeps_working(alice):
     """``AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))``,
     as the README said before."""
