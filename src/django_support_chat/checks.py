@@ -186,6 +186,11 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
         not isinstance(threads, int) or isinstance(threads, bool) or threads < 1
     ):
         bad("WS_DATABASE_THREADS", f"must be a positive integer or None, not {threads!r}.")
+    max_lag = user.get("SEND_MAX_LAG")
+    if max_lag is not None and (
+        isinstance(max_lag, bool) or not isinstance(max_lag, (int, float)) or max_lag <= 0
+    ):
+        bad("SEND_MAX_LAG", f"must be a positive number of seconds or None, not {max_lag!r}.")
     timeout = user.get("HEALTH_TIMEOUT", 1)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         bad("HEALTH_TIMEOUT", f"must be a positive number of seconds, not {timeout!r}.")

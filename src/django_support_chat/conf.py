@@ -123,6 +123,9 @@ DEFAULTS: dict[str, Any] = {
     # One more is refused at once ("overloaded", HTTP 503) and its client retries after
     # SEND_RETRY_AFTER seconds with the same client_id. None: unbounded.
     "SEND_QUEUE_LIMIT": 50,
+    # Sends are refused too while the worker's event loop runs this many seconds late
+    # (sendqueue.LoopLag). None: never.
+    "SEND_MAX_LAG": 0.2,
     "SEND_RETRY_AFTER": 1.0,
     # Redis URL for presence; None means the in-process store (single process only).
     # When unset and CHANNEL_LAYERS uses channels-redis, its first host is used.

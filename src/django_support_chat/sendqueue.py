@@ -8,6 +8,10 @@ slot from the moment they are accepted until their database call has finished. W
 with the same ``client_id`` after ``SEND_RETRY_AFTER`` seconds, and the idempotent send
 stores it once.
 
+A send is also refused while the worker's event loop runs late by more than
+``SEND_MAX_LAG`` seconds (``LoopLag``): the database queue is then short, but every frame
+and every delivery waits for the loop, so accepting more only makes all of them later.
+
 REST requests run on many threads and WebSocket sends on the event loop, so the count is
 guarded by a lock. Refusals are counted (``support_chat_sends_rejected_total``) and logged
 (``send.overloaded``) at most once per ``LOG_WINDOW`` seconds per interface, with how many
@@ -17,6 +21,7 @@ the database gave no connection (``support_chat_db_unavailable_total``, ``db.una
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import threading
@@ -102,12 +107,57 @@ class SendGate:
         return Slot(self)
 
     def acquire(self, interface: str) -> Slot:
-        """A slot, or :class:`Overloaded` (counted and logged for ``interface``)."""
+        """A slot, or :class:`Overloaded` (counted and logged for ``interface``) when every
+        slot is taken or the event loop runs late (``SEND_MAX_LAG``)."""
+        lag = loop_lag.current()
+        max_lag = chat_settings.SEND_MAX_LAG
+        if max_lag is not None and lag > max_lag:
+            note_rejected(interface, OVERLOADED, pending=self._pending, lag=round(lag, 3))
+            raise Overloaded
         slot = self.try_acquire()
         if slot is None:
             note_rejected(interface, OVERLOADED, pending=self._pending)
             raise Overloaded
         return slot
+
+
+class LoopLag:
+    """How late the worker's event loop runs: a task sleeps ``INTERVAL`` again and again
+    and notes how much later than asked it woke up. ``current()`` is safe from any thread
+    (REST requests read it) and also counts a wake-up that is overdue right now."""
+
+    INTERVAL = 0.05
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.last = 0.0
+        self.due: float | None = None
+
+    def start(self) -> None:
+        """Watch the running loop (from a coroutine or a callback on it); idempotent."""
+        loop = asyncio.get_running_loop()
+        if self.loop is loop:
+            return
+        self.loop, self.last, self.due = loop, 0.0, None
+        task = loop.create_task(self._run(loop))
+        _tasks.add(task)
+        task.add_done_callback(_tasks.discard)
+
+    async def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+        while self.loop is loop:
+            self.due = time.monotonic() + self.INTERVAL
+            await asyncio.sleep(self.INTERVAL)
+            self.last = max(0.0, time.monotonic() - self.due)
+
+    def current(self) -> float:
+        loop, due = self.loop, self.due
+        if loop is None or due is None or loop.is_closed():
+            return 0.0
+        return max(self.last, time.monotonic() - due)
+
+
+loop_lag = LoopLag()
+_tasks: set[asyncio.Task[None]] = set()
 
 
 gate = SendGate()

@@ -311,6 +311,7 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         self.close_logged = self.flood_logged = False
 
     async def connect(self) -> None:
+        sendqueue.loop_lag.start()  # pushback reads how late this loop runs
         self.last_seen = time.monotonic()  # restarted when connect() is done
         self.user, self.session_fingerprint = await self._authenticate()
         if self.user is None:
