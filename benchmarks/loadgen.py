@@ -554,6 +554,27 @@ class LoadGen:
         self.state = None
         return result
 
+    async def each_once(self, rate: float = 200.0, wait: float = 10.0) -> int:
+        """One message from each side of every open conversation (not measured): the
+        server's per-conversation state (e.g. a pending email notification) then exists
+        for every conversation before the measured steps, in every run alike."""
+        self.steps_run += 1
+        st = StepState(step=self.steps_run, expected_per_msg=0)
+        self.state = st
+        seq = 0
+        for i in range(self.n):
+            for side, socks in (("c", self.customers), ("s", self.staff)):
+                if socks[i] is None or socks[i].closed_code is not None:  # type: ignore[union-attr]
+                    continue
+                seq += 1
+                await self._send(st, i, side, seq)
+                await asyncio.sleep(1.0 / rate)
+        deadline = time.perf_counter() + wait
+        while st.unacked and time.perf_counter() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        self.state = None
+        return seq
+
     async def measure_idle(
         self, seconds: float, probe: Callable[[], dict[str, float]]
     ) -> dict[str, Any]:

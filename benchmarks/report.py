@@ -416,7 +416,7 @@ def render_machine(results: dict[str, Any], add: Any) -> None:
                     f"{loadavg(m['load_avg_start'])} / {loadavg(results.get('load_avg_end'))}",
                 ],
                 [
-                    "machine CPU busy (/proc/stat, 1 s) at the start / end",
+                    "machine CPU busy (/proc/stat, 0.5 s) at the start / end",
                     f"{fmt(s0.get('cpu_busy_pct'), 0)} % / {fmt(s1.get('cpu_busy_pct'), 0)} %",
                 ],
             ],
@@ -517,7 +517,7 @@ def render_ws(results: dict[str, Any], add: Any) -> None:
     add(
         f"{cfg['conversations']} conversations, each with a customer socket and a staff socket, "
         f"plus {cfg['lobbies']} staff lobby sockets ({2 * cfg['conversations'] + cfg['lobbies']} "
-        "sockets). CPU per message: a Poisson stream of "
+        "sockets). CPU per message: after a warm-up, a Poisson stream of "
         f"{cfg['direction_rate']:g} messages/s for {cfg['duration']:g} s from one side only "
         "(customer → staff: delivered to the conversation's staff socket and every lobby; staff "
         "→ customer: to the customer socket and every lobby), the worker's CPU (user + "
@@ -802,8 +802,9 @@ def render_memory(results: dict[str, Any], add: Any) -> None:
         "heartbeating) on a fresh worker of their own: (RSS with them - RSS with 10) / sockets. "
         "permessage-deflate off = uvicorn `--ws-per-message-deflate false`; on = uvicorn's "
         "default (the client always offers it, like browsers). Under load: (RSS after the "
-        "one-worker WebSocket steps - RSS of that fresh server before its ramp) / its "
-        "sockets, message buffers and caches included."
+        "one-worker WebSocket steps - RSS before their ramp, after 5 sockets and a few "
+        "messages paid the first-use costs) / their sockets, message buffers and caches "
+        "included."
     )
     add("")
     rows = []

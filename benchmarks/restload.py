@@ -143,10 +143,12 @@ async def rest_step(
     drain: float,
     probe: Any = None,
     seed: int = 1,
+    per_client: int | None = None,
 ) -> dict[str, Any]:
     """``len(clients)`` concurrent closed-loop clients, each GETting its ``get_path`` or
     POSTing messages to its ``post_path`` for ``duration`` s; POSTs rejected with 503/429
-    are retried (same client_id) until stored or ``duration + drain`` has passed."""
+    are retried (same client_id) until stored or ``duration + drain`` has passed. With
+    ``per_client``, each client sends exactly that many requests instead."""
     rng = random.Random(seed)
     st = RestStepState()
     loop = asyncio.get_running_loop()
@@ -167,7 +169,7 @@ async def rest_step(
                 ("Origin", "http://127.0.0.1"),
             ]
         n = 0
-        while loop.time() < stop_new:
+        while (n < per_client) if per_client is not None else (loop.time() < stop_new):
             n += 1
             body = b""
             client_id = str(uuid.uuid4())
