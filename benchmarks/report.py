@@ -715,8 +715,9 @@ def render_rest(results: dict[str, Any], add: Any) -> None:
         f"{cfg['rest_duration']:g} s: POST a message (`/api/chat/conversations/<id>/messages/`) "
         "or GET the newest history page. A POST answered 503 or 429 is sent again after its "
         "`Retry-After` with the same `client_id` until stored or "
-        f"{cfg['rest_drain']:g} s after the window (then it gives up; a request still "
-        'unanswered then is cut: "other" below, with any connection error). The floor (`bench/floor/...`) runs on the '
+        f'{cfg["rest_drain"]:g} s after the window (then it gives up: "gave up"); a '
+        'request in flight is waited for up to 30 s ("other" counts timeouts and connection '
+        "errors). The floor (`bench/floor/...`) runs on the "
         "same server, right after the plugin, with the same clients (its POSTs go to "
         "conversations only it writes to). CPU = the worker's CPU over the window / 2xx "
         "answers. One uvicorn worker."

@@ -191,7 +191,9 @@ async def rest_step(
                             headers,
                             body,
                         ),
-                        timeout=max(1.0, hard_stop - loop.time()),
+                        # a request in flight is waited for (its CPU is in the window):
+                        # only retries stop at the drain's end
+                        timeout=30.0,
                     )
                 except Exception as exc:  # counted; the connection is reopened next time
                     st.errors.append(repr(exc)[:160])
