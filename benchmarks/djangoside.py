@@ -55,6 +55,8 @@ def settings_summary() -> dict[str, Any]:
         "CHANNEL_LAYERS": settings.CHANNEL_LAYERS["default"]["BACKEND"],
         "SEND_QUEUE_LIMIT": _chat_setting("SEND_QUEUE_LIMIT"),
         "SEND_RETRY_AFTER": _chat_setting("SEND_RETRY_AFTER"),
+        "SEND_MAX_LAG": _chat_setting("SEND_MAX_LAG"),
+        "WS_DATABASE_THREADS": _chat_setting("WS_DATABASE_THREADS"),
         "differences": getattr(settings, "BENCH_DIFFERENCES", {}),
     }
 

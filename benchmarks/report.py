@@ -461,6 +461,8 @@ def render_settings(results: dict[str, Any], add: Any) -> None:
                 ["CHANNEL_LAYERS", f"`{s.get('CHANNEL_LAYERS')}`"],
                 ["SUPPORT_CHAT SEND_QUEUE_LIMIT", f"`{s.get('SEND_QUEUE_LIMIT')}`"],
                 ["SUPPORT_CHAT SEND_RETRY_AFTER", f"`{s.get('SEND_RETRY_AFTER')}`"],
+                ["SUPPORT_CHAT SEND_MAX_LAG", f"`{s.get('SEND_MAX_LAG', '-')}`"],
+                ["SUPPORT_CHAT WS_DATABASE_THREADS", f"`{s.get('WS_DATABASE_THREADS', '-')}`"],
                 [
                     "PostgreSQL",
                     "defaults (fsync, synchronous_commit, full_page_writes on; "
