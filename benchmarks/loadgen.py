@@ -98,6 +98,10 @@ class StepState:
     pending_retries: int = 0
     lat_first: list[float] = field(default_factory=list)
     lat_retried: list[float] = field(default_factory=list)
+    # seq -> perf_counter_ns of its latest attempt; latency of an accepted message from
+    # the attempt the server accepted (a refused attempt is never delivered)
+    attempt_ns: dict[int, int] = field(default_factory=dict)
+    lat_accepted: list[float] = field(default_factory=list)
     ack_ms: list[float] = field(default_factory=list)
     acked_seqs: set[int] = field(default_factory=set)
 
@@ -309,6 +313,7 @@ class LoadGen:
             st.last_delivery = now
             lat_ms = (now - sent_ns) / 1e6
             (st.lat_retried if st.attempts.get(seq, 1) > 1 else st.lat_first).append(lat_ms)
+            st.lat_accepted.append((now - st.attempt_ns.get(seq, sent_ns)) / 1e6)
             if side == "c":
                 st.lat["c2s"].append(lat_ms)
             elif sock.role == "c":
@@ -358,6 +363,7 @@ class LoadGen:
         if self.state is not st:
             return  # the step is over
         st.attempts[seq] = st.attempts.get(seq, 1) + 1
+        st.attempt_ns[seq] = time.perf_counter_ns()
         conv, side, text, client_id = st.frames[seq]
         task = asyncio.ensure_future(self._send_frame(st, conv, side, text, client_id, seq))
         self._retry_tasks.add(task)
@@ -530,6 +536,7 @@ class LoadGen:
             "unacked_at_end": len(st.unacked),
             "latency_first_try": pct(st.lat_first),
             "latency_retried": pct(st.lat_retried),
+            "latency_accepted_attempt": pct(st.lat_accepted),
             "ack_ms": pct(st.ack_ms),
             "sides": sides,
             "delivered_msgs_per_s": delivered_msgs / span,

@@ -151,13 +151,14 @@ SUPPORT_CHAT = {
 # SUPPORT_CHAT_HEARTBEAT_INTERVAL and SUPPORT_CHAT_PRESENCE_TTL, whole seconds, and
 # SUPPORT_CHAT_WS_MAX_SOCKETS_PER_USER (load tests open many sockets as one staff user),
 # SUPPORT_CHAT_EMAIL_DELAY (the demo: emails to people who are away after a few seconds),
-# SUPPORT_CHAT_WS_DATABASE_THREADS (benchmarks: the sockets' database lanes).
+# SUPPORT_CHAT_WS_DATABASE_THREADS and SUPPORT_CHAT_SEND_QUEUE_LIMIT (benchmarks).
 for _key in (
     "HEARTBEAT_INTERVAL",
     "PRESENCE_TTL",
     "WS_MAX_SOCKETS_PER_USER",
     "EMAIL_DELAY",
     "WS_DATABASE_THREADS",
+    "SEND_QUEUE_LIMIT",
 ):
     if os.environ.get(f"SUPPORT_CHAT_{_key}"):
         SUPPORT_CHAT[_key] = int(os.environ[f"SUPPORT_CHAT_{_key}"])

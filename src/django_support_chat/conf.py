@@ -122,7 +122,7 @@ DEFAULTS: dict[str, Any] = {
     # worker process (WebSocket message:send frames, REST message POSTs, inbox replies).
     # One more is refused at once ("overloaded", HTTP 503) and its client retries after
     # SEND_RETRY_AFTER seconds with the same client_id. None: unbounded.
-    "SEND_QUEUE_LIMIT": 50,
+    "SEND_QUEUE_LIMIT": 20,
     # Sends are refused too while the worker's event loop runs this many seconds late
     # (sendqueue.LoopLag). None: never.
     "SEND_MAX_LAG": 0.2,
