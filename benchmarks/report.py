@@ -912,14 +912,15 @@ def headline(results: dict[str, Any]) -> dict[str, float | None]:
     out["WS sustained msg/s, one worker"] = mean(
         [sustained(arm(results, "plugin", r)) for r in runs]
     )
-    out["WS pushback p99 ms"] = mean(
-        [
-            ((arm(results, "plugin", r) or {}).get("pushback") or {})
-            .get("latency", {})
-            .get("all", {})
-            .get("p99")
-            for r in runs
-        ]
+
+    def pushback_p99(pb: dict[str, Any]) -> float | None:
+        # From the accepted attempt (what the target judges); a results file without it
+        # had no refusals to retry, so its first attempts are the accepted ones.
+        latency = pb.get("latency_accepted_attempt") or pb.get("latency", {}).get("all", {})
+        return latency.get("p99")
+
+    out["WS pushback p99 ms (accepted attempt; 2x each code's own sustained rate)"] = mean(
+        [pushback_p99((arm(results, "plugin", r) or {}).get("pushback") or {}) for r in runs]
     )
     for n in results["config"].get("rest_clients", []):
         for method, label in (("POST", "send"), ("GET", "history")):
@@ -972,6 +973,25 @@ def render_before_after(results: dict[str, Any]) -> list[str]:
         f"(load average {loadavg(results['machine']['load_avg_start'])})."
     )
     L.append("")
+    prof = before.get("ws_profile") or {}
+    if prof.get("inclusive_ours"):
+        L += [
+            "### Before: WebSocket profile (py-spy)",
+            "",
+            f"The same step on the code before; {prof.get('samples', 0):,} samples, raw "
+            f"stacks: `{prof.get('path')}`. After: [Profile](#profile-py-spy).",
+            "",
+            table(
+                ["frame (django_support_chat)", "%"],
+                [[f"`{k}`", fmt(v)] for k, v in prof["inclusive_ours"][:12]],
+            ),
+            "",
+            table(
+                ["frame (all, inclusive)", "%"],
+                [[f"`{k}`", fmt(v)] for k, v in (prof.get("inclusive_all") or [])[:12]],
+            ),
+            "",
+        ]
     return L
 
 
