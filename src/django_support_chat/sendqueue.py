@@ -123,37 +123,40 @@ class SendGate:
 
 class LoopLag:
     """How late the worker's event loop runs: a task sleeps ``INTERVAL`` again and again
-    and notes how much later than asked it woke up. ``current()`` is safe from any thread
-    (REST requests read it) and also counts a wake-up that is overdue right now."""
+    and notes how much later than asked it woke up. ``current()`` is the smaller lag of
+    the last two wake-ups, so one pause (a garbage collection, the process descheduled on
+    a busy machine) refuses nothing, while a loop that stays behind does. Safe to read
+    from any thread (REST requests read it)."""
 
     INTERVAL = 0.05
 
     def __init__(self) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.last = 0.0
-        self.due: float | None = None
+        self.last = self.previous = 0.0
+        self.samples = 0
 
     def start(self) -> None:
         """Watch the running loop (from a coroutine or a callback on it); idempotent."""
         loop = asyncio.get_running_loop()
         if self.loop is loop:
             return
-        self.loop, self.last, self.due = loop, 0.0, None
+        self.loop, self.last, self.previous = loop, 0.0, 0.0
         task = loop.create_task(self._run(loop))
         _tasks.add(task)
         task.add_done_callback(_tasks.discard)
 
     async def _run(self, loop: asyncio.AbstractEventLoop) -> None:
         while self.loop is loop:
-            self.due = time.monotonic() + self.INTERVAL
+            due = time.monotonic() + self.INTERVAL
             await asyncio.sleep(self.INTERVAL)
-            self.last = max(0.0, time.monotonic() - self.due)
+            self.previous, self.last = self.last, max(0.0, time.monotonic() - due)
+            self.samples += 1
 
     def current(self) -> float:
-        loop, due = self.loop, self.due
-        if loop is None or due is None or loop.is_closed():
+        loop = self.loop
+        if loop is None or loop.is_closed():
             return 0.0
-        return max(self.last, time.monotonic() - due)
+        return min(self.last, self.previous)
 
 
 loop_lag = LoopLag()

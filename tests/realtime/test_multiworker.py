@@ -100,6 +100,24 @@ async def open_client(base: str, path: str, user: Any) -> Client:
     return client
 
 
+async def send_until_stored(client: Client, text: str, timeout: float = 30) -> dict[str, Any]:
+    """Send ``text`` like a real client: a send refused with "overloaded" (the worker's
+    SEND_QUEUE_LIMIT or SEND_MAX_LAG) goes again after ``retry_after`` with the same
+    client_id; returns the ``message:sent`` frame."""
+    data = {"text": text, "client_id": str(uuid.uuid4())}
+    for _ in range(20):
+        await client.send("message:send", data)
+        answer = await client.expect(
+            "message:sent",
+            timeout=timeout,
+            also=lambda f: f["type"] == "error" and f["data"]["code"] == "overloaded",
+        )
+        if answer["type"] == "message:sent":
+            return answer
+        await asyncio.sleep(answer["data"]["retry_after"])
+    raise AssertionError(f"{text[:40]!r} was refused 20 times")
+
+
 def test_customer_and_staff_on_different_workers(workers):
     User = get_user_model()
     alice = User.objects.create_user("alice", password="pw")
@@ -187,23 +205,6 @@ def test_a_few_hundred_sockets_on_redis(workers):
         people = []
         for i, (user, conv) in enumerate(zip(customers, conversations, strict=True)):
             people.append(await open_client(workers[i % 2], f"/ws/chat/user/{conv.pk}/", user))
-
-        async def send_until_stored(client: Client, text: str) -> dict[str, Any]:
-            """Like a real client: a send refused with "overloaded" (SEND_QUEUE_LIMIT, the
-            burst is larger) goes again after retry_after with the same client_id."""
-            data = {"text": text, "client_id": str(uuid.uuid4())}
-            for _ in range(20):
-                await client.send("message:send", data)
-                answer = await client.expect(
-                    "message:sent",
-                    where=None,
-                    timeout=30,
-                    also=lambda f: f["type"] == "error" and f["data"]["code"] == "overloaded",
-                )
-                if answer["type"] == "message:sent":
-                    return answer
-                await asyncio.sleep(answer["data"]["retry_after"])
-            raise AssertionError(f"{text!r} was refused 20 times")
 
         sent = await asyncio.gather(
             *(send_until_stored(p, f"hi {i}") for i, p in enumerate(people))
