@@ -132,16 +132,19 @@ class LoopLag:
 
     def __init__(self) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.task: asyncio.Task[None] | None = None
         self.last = self.previous = 0.0
         self.samples = 0
 
     def start(self) -> None:
-        """Watch the running loop (from a coroutine or a callback on it); idempotent."""
+        """Watch the running loop (from a coroutine or a callback on it); idempotent. A
+        monitor that ended (cancelled with the tasks of its loop) is started again, so
+        stale figures never outlive it."""
         loop = asyncio.get_running_loop()
-        if self.loop is loop:
+        if self.loop is loop and self.task is not None and not self.task.done():
             return
         self.loop, self.last, self.previous = loop, 0.0, 0.0
-        task = loop.create_task(self._run(loop))
+        self.task = task = loop.create_task(self._run(loop))
         _tasks.add(task)
         task.add_done_callback(_tasks.discard)
 
@@ -153,8 +156,8 @@ class LoopLag:
             self.samples += 1
 
     def current(self) -> float:
-        loop = self.loop
-        if loop is None or loop.is_closed():
+        loop, task = self.loop, self.task
+        if loop is None or loop.is_closed() or task is None or task.done():
             return 0.0
         return min(self.last, self.previous)
 
