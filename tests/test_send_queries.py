@@ -52,3 +52,52 @@ def test_a_staff_reply_loads_no_user(
     assert not [s for s in sql if s.startswith("SELECT") and f'FROM "{user_table}"' in s], sql
     # lock, message, counters, audit, notification, pending-email check
     assert len(sql) == 6, "\n".join(s[:90] for s in sql)
+
+
+def test_a_customer_message_to_every_staff_is_one_email_query(
+    conversation, customer, staff, django_capture_on_commit_callbacks
+):
+    """Unassigned: the staff who have no pending email here, as ids, in one statement;
+    the staff already waiting get no second row, the others get theirs."""
+    from django_support_chat.models import EmailNotification
+
+    other = UserFactory(is_staff=True)
+    UserFactory(is_staff=True, is_active=False)  # never a recipient
+    with django_capture_on_commit_callbacks(execute=True):
+        services.send_message(conversation, customer, "opens the window", uuid.uuid4())
+    assert set(
+        EmailNotification.objects.filter(conversation=conversation).values_list(
+            "recipient_id", flat=True
+        )
+    ) == {staff.pk, other.pk}
+    late = UserFactory(is_staff=True)  # staff since the window opened
+    instance = trimmed(conversation)
+    with (
+        CaptureQueriesContext(connection) as captured,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        services.send_message(instance, customer, "a second one", uuid.uuid4())
+    sql = statements(captured)
+    user_table = UserFactory._meta.model._meta.db_table
+    on_users = [s for s in sql if s.startswith("SELECT") and f'FROM "{user_table}"' in s]
+    assert len(on_users) == 1, sql
+    assert "emailnotification" in on_users[0]  # the pending check rides on it
+    assert not any(s.startswith("SELECT") and "emailnotification" in s for s in sql[:3]), sql
+    # lock, message, counters, the staff without a pending email, the new row for `late`
+    # and its enqueued task
+    assert len(sql) == 6, "\n".join(s[:90] for s in sql)
+    rows = EmailNotification.objects.filter(conversation=conversation)
+    assert sorted(rows.values_list("recipient_id", flat=True)) == sorted(
+        [staff.pk, other.pk, late.pk]
+    )
+
+
+def test_staff_ids_with_a_custom_predicate(settings, customer, staff):
+    """A host predicate decides on instances: no SQL shortcut, the same answer."""
+    desk = UserFactory(is_staff=False, email="desk@example.com")
+    settings.SUPPORT_CHAT = {
+        "STAFF_PREDICATE": lambda user: user.email == "desk@example.com" or user.is_staff
+    }
+    assert set(services.staff_user_ids()) == {staff.pk, desk.pk}
+    assert set(services.staff_user_ids([desk.pk])) == {staff.pk}
+    assert customer.pk not in services.staff_user_ids()

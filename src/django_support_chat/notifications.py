@@ -47,7 +47,7 @@ from .models import (
     NotificationPreference,
     Side,
 )
-from .services import staff_users
+from .services import staff_user_ids
 
 logger = logging.getLogger("django_support_chat.notifications")
 
@@ -71,9 +71,16 @@ def email_enabled() -> bool:
 # --- scheduling ------------------------------------------------------------------------------
 
 
-def recipients_for(message: Message, conversation: Conversation) -> list[tuple[Any, Side]]:
+def _to_every_staff(message: Message, conversation: Conversation) -> bool:
+    return message.sender_side != Side.STAFF and conversation.assigned_to_id is None
+
+
+def recipients_for(
+    message: Message, conversation: Conversation, excluding: Any = None
+) -> list[tuple[Any, Side]]:
     """Who a new message may email, as ``(user id, side)`` (the rules of the issue); ids,
-    so that a send never loads the customer or the assignee for this."""
+    so that a send never loads the customer, the assignee or the staff for this.
+    ``excluding`` (user ids, a queryset or a list) is left out of the staff list."""
     rules = email_settings()
     if message.sender_side == Side.STAFF:
         if not rules.get("customer_replies", True):
@@ -85,30 +92,33 @@ def recipients_for(message: Message, conversation: Conversation) -> list[tuple[A
         return [(conversation.assigned_to_id, Side.STAFF)]
     if not rules.get("unassigned_to_all_staff", True):
         return []
-    return [(user.pk, Side.STAFF) for user in staff_users() if user.pk != message.sender_id]
+    return [(pk, Side.STAFF) for pk in staff_user_ids(excluding) if pk != message.sender_id]
 
 
 def schedule_for_message(message: Message, conversation: Conversation) -> list[EmailNotification]:
     """Make sure each recipient of ``message`` has a pending email; returns the new rows.
 
     Called after the message is committed (the ``message_created`` receiver), on every
-    send: one query while a window is open (plus the staff list for an unassigned
-    conversation). An existing pending row is left as it is: its email will cover this
-    message too, and its due time keeps the "one email per delay window" rule.
+    send: one query while a window is open (for an unassigned conversation, the staff
+    without a pending email here). An existing pending row is left as it is: its email
+    will cover this message too, and its due time keeps the "one email per delay window"
+    rule.
     """
     if not email_enabled():
         return []
-    # One query for who already has a pending email here (all staff: one row each).
-    waiting = set(
+    waiting = (
         EmailNotification.objects.filter(conversation=conversation, status=Status.PENDING)
         .order_by()
         .values_list("recipient_id", flat=True)
     )
+    if _to_every_staff(message, conversation):
+        todo = recipients_for(message, conversation, excluding=waiting)  # one query
+    else:
+        pending = set(waiting)
+        todo = [r for r in recipients_for(message, conversation) if r[0] not in pending]
     created = []
     due_at = timezone.now() + timedelta(seconds=chat_settings.EMAIL_DELAY)
-    for recipient_id, side in recipients_for(message, conversation):
-        if recipient_id in waiting:
-            continue
+    for recipient_id, side in todo:
         row = _create_pending(conversation, recipient_id, side, due_at)
         if row is not None:
             created.append(row)
