@@ -185,6 +185,32 @@ class TestSendMessage:
         assert after.unread_user_count == before.unread_user_count == 0
         assert not AuditEntry.objects.filter(action=AuditEntry.Action.REPLY).exists()
 
+    def test_resends_after_closing_return_the_stored_message(
+        self, conversation, customer, staff, django_capture_on_commit_callbacks
+    ):
+        """A retry whose first attempt was stored before the conversation was closed: the
+        stored message, not "closed" for staff; no reopening, no event for the customer."""
+        reply_id, question_id = uuid.uuid4(), uuid.uuid4()
+        question = send(conversation, customer, "question", question_id)
+        reply = send(conversation, staff, "answer", reply_id)
+        services.close(conversation, staff)
+        before = fresh(conversation)
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            again, created = services.send_message(conversation, staff, "answer", reply_id)
+            assert (again.pk, created) == (reply.pk, False)
+            again, created = services.send_message(conversation, customer, "q", question_id)
+            assert (again.pk, created) == (question.pk, False)
+        assert callbacks == []  # nothing published, no signal
+        after = fresh(conversation)
+        assert after.status == Conversation.Status.CLOSED
+        assert (after.last_seq, after.unread_user_count) == (
+            before.last_seq,
+            before.unread_user_count,
+        )
+        assert conversation.status == Conversation.Status.CLOSED  # the caller's copy too
+        assert Message.objects.filter(conversation=conversation).count() == 2
+        assert AuditEntry.objects.filter(action=AuditEntry.Action.REPLY).count() == 1
+
     def test_staff_reply_audited_and_notifies_customer(self, conversation, customer, staff):
         send(conversation, customer)
         reply = send(conversation, staff, "answer")

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connections, transaction
-from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -166,21 +166,14 @@ def send_message(
         with transaction.atomic():
             # Lock the conversation first: sends to one conversation are serialised, so
             # message ids grow in commit order and "everything after id N" misses nothing.
-            # The resend check rides on the same statement. A resend committed while this
-            # one waited for the lock is not seen here, but the unique constraint stops it.
-            resend = Message.objects.filter(
-                conversation=OuterRef("pk"), sender=sender, client_id=client_id
-            ).values("pk")[:1]
-            locked = (
-                _lock_with_people(Conversation.objects.all())
-                .annotate(resend_id=Subquery(resend))
-                .get(pk=conversation.pk)
-            )
-            if locked.resend_id is not None:
-                _copy_state(locked, conversation)
-                return Message.objects.get(pk=locked.resend_id), False
+            # A resend is not looked for here (a subquery on every send for a rare case):
+            # the unique (conversation, sender, client_id) constraint refuses its INSERT,
+            # the transaction rolls back and the stored message is returned (below).
+            locked = _lock_with_people(Conversation.objects.all()).get(pk=conversation.pk)
             if not locked.is_open:
                 if side == Side.STAFF:
+                    if _stored(conversation, sender, client_id) is not None:
+                        raise _Resent  # stored before the conversation was closed
                     raise ConversationClosed(
                         _("This conversation is closed. Reopen it before replying.")
                     )
@@ -254,17 +247,32 @@ def send_message(
                 _publish_conversation(locked, "reopened")
             _send_on_commit(signals.message_created, Message, message=message, conversation=locked)
             transaction.on_commit(metrics.MESSAGES_STORED.labels(side=side.value).inc)
-    except IntegrityError:
-        # A concurrent resend with the same client_id won the race: it committed while this
-        # one waited for the row lock (or, on SQLite, which has no row lock, at any time).
-        existing = Message.objects.filter(
-            conversation=conversation, sender=sender, client_id=client_id
-        ).first()
+    except (IntegrityError, _Resent):
+        # A resend: this client_id is stored already (or a concurrent send with it
+        # committed while this one waited for the row lock; on SQLite, which has no row
+        # lock, at any time). Nothing of this call was written.
+        existing = _stored(conversation, sender, client_id)
         if existing is None:
             raise
+        # The caller's instance gets the conversation as it is now (a retry's reply shows
+        # the message's current status).
+        _copy_state(
+            Conversation.objects.select_related("customer", "assigned_to").get(pk=conversation.pk),
+            conversation,
+        )
         return existing, False
     _copy_state(locked, conversation)
     return message, True
+
+
+class _Resent(Exception):
+    """Raised inside send_message's transaction for a resend found before the INSERT."""
+
+
+def _stored(conversation: Conversation, sender: Any, client_id: uuid.UUID) -> Message | None:
+    return Message.objects.filter(
+        conversation=conversation, sender=sender, client_id=client_id
+    ).first()
 
 
 def _copy_state(source: Conversation, target: Conversation) -> None:

@@ -106,6 +106,29 @@ async def test_presence_query_is_rate_limited(people, sockets, chat_settings):
     await expect_throttled(lobby, "p2")
 
 
+async def test_presence_query_without_the_store_says_when_to_ask_again(
+    people, sockets, chat_settings
+):
+    """The presence store's own Redis refuses connections (nothing listens on its port):
+    the socket still opens, and the question gets ``unavailable`` with ``retry_after``,
+    like a send without a database."""
+    import socket as sockets_module
+
+    with sockets_module.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    chat_settings(PRESENCE_REDIS_URL=f"redis://127.0.0.1:{port}/0", SEND_RETRY_AFTER=2.5)
+    lobby = await connect(sockets, "/ws/chat/admin/", people["staff"])
+    await lobby.send("presence:query", {"user_ids": [people["alice"].pk]}, ref="p1")
+    error = await lobby.expect("error")
+    assert error["ref"] == "p1"
+    assert error["data"]["code"] == "unavailable"
+    assert error["data"]["retry_after"] == 2.5
+    # The socket opened without presence and still works.
+    await lobby.send("heartbeat", ref="h1")
+    assert (await lobby.expect("heartbeat"))["ref"] == "h1"
+
+
 async def test_a_scope_set_to_none_is_unlimited(people, sockets, chat_settings):
     chat_settings(THROTTLE_RATES={"support_chat_sync": None})
     alice = await connect(sockets, f"/ws/chat/user/{people['conv'].pk}/", people["alice"])

@@ -335,7 +335,19 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         self.present = True
         store = get_presence_store()
         is_staff = self.side == Side.STAFF
-        if await store.connect(self.user.pk, self.channel_name, is_staff):
+        try:
+            first = await store.connect(self.user.pk, self.channel_name, is_staff)
+        except Exception:
+            # The presence store (its own Redis) is away: the socket works without
+            # presence; the watchdog's next refresh that reaches the store adds the entry
+            # and announces the user online (as for an entry that expired).
+            logger.warning(
+                "Presence store unavailable: user %s connects without presence",
+                self.user.pk,
+                exc_info=True,
+            )
+            first = False
+        if first:
             await self.broadcast_presence(online=True)
         await self.send_json(await self.hello())
         # The silence clock starts now, not when the handshake arrived: under a connect
@@ -1093,7 +1105,9 @@ class StaffLobbyConsumer(BaseChatConsumer):
         except Exception:  # Redis away: a clear answer, not a server error
             logger.warning("Presence store unavailable for presence:query", exc_info=True)
             raise FrameError(
-                "unavailable", _("Presence is unavailable right now; try again shortly.")
+                sendqueue.UNAVAILABLE,
+                _("Presence is unavailable right now; try again shortly."),
+                retry_after=sendqueue.retry_after(),
             ) from None
         now = time.monotonic()
         for user_id in online:  # watched from now on, like those announced online
