@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import email.policy
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -33,6 +35,7 @@ from django.core import signing
 from django.core.mail import EmailMultiAlternatives
 from django.core.mail.message import make_msgid
 from django.db import IntegrityError, transaction
+from django.db.models import Min
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -95,33 +98,93 @@ def recipients_for(
     return [(pk, Side.STAFF) for pk in staff_user_ids(excluding) if pk != message.sender_id]
 
 
+# Email windows this process knows to be open: (conversation id and creation time, the
+# recipient's id or EVERY_STAFF) -> the earliest due time of the pending rows covering it.
+# A pending row stays pending until its due time (``deliver`` sends nothing earlier, and
+# nothing else changes it), so until then a new message has nothing to schedule and the
+# check costs no query. Only committed rows are remembered (never inside a transaction).
+EVERY_STAFF = "staff"
+# Other workers' clocks may run ahead: a window counts as closed this long before its due.
+WINDOW_MARGIN = timedelta(seconds=10)
+WINDOWS_KEPT = 10_000
+_windows: OrderedDict[tuple[Any, Any], Any] = OrderedDict()
+_windows_lock = threading.Lock()
+
+
+def _window_open(key: tuple[Any, Any], now: Any) -> bool:
+    with _windows_lock:
+        due = _windows.get(key)
+        if due is None:
+            return False
+        if now < due - WINDOW_MARGIN:
+            return True
+        del _windows[key]
+        return False
+
+
+def _remember_window(key: tuple[Any, Any], due: Any) -> None:
+    if due is None or transaction.get_connection().in_atomic_block:
+        return
+    with _windows_lock:
+        _windows[key] = due
+        _windows.move_to_end(key)
+        while len(_windows) > WINDOWS_KEPT:
+            _windows.popitem(last=False)
+
+
+def forget_windows() -> None:
+    """Drop what this process remembers of open email windows."""
+    with _windows_lock:
+        _windows.clear()
+
+
 def schedule_for_message(message: Message, conversation: Conversation) -> list[EmailNotification]:
     """Make sure each recipient of ``message`` has a pending email; returns the new rows.
 
     Called after the message is committed (the ``message_created`` receiver), on every
-    send: one query while a window is open (for an unassigned conversation, the staff
-    without a pending email here). An existing pending row is left as it is: its email
-    will cover this message too, and its due time keeps the "one email per delay window"
-    rule.
+    send. An existing pending row is left as it is: its email will cover this message too,
+    and its due time keeps the "one email per delay window" rule. The first message of a
+    window asks one query (for an unassigned conversation, the staff without a pending
+    email here) and creates the rows; the next ones ask none while this process knows the
+    window is open (staff who become staff meanwhile join from the next window).
     """
     if not email_enabled():
         return []
-    waiting = (
-        EmailNotification.objects.filter(conversation=conversation, status=Status.PENDING)
-        .order_by()
-        .values_list("recipient_id", flat=True)
-    )
-    if _to_every_staff(message, conversation):
-        todo = recipients_for(message, conversation, excluding=waiting)  # one query
+    now = timezone.now()
+    waiting = EmailNotification.objects.filter(
+        conversation=conversation, status=Status.PENDING
+    ).order_by()
+    every_staff = _to_every_staff(message, conversation)
+    if every_staff:
+        if not email_settings().get("unassigned_to_all_staff", True):
+            return []
+        key = ((conversation.pk, conversation.created_at), EVERY_STAFF)
+        if _window_open(key, now):
+            return []
+        ids = waiting.values_list("recipient_id", flat=True)
+        todo = recipients_for(message, conversation, excluding=ids)  # one query
+        earliest = None
+        if not todo:  # every staff member waits already: until when, once per window
+            earliest = waiting.aggregate(due=Min("due_at"))["due"]
     else:
-        pending = set(waiting)
-        todo = [r for r in recipients_for(message, conversation) if r[0] not in pending]
+        todo = recipients_for(message, conversation)
+        if not todo:
+            return []
+        key = ((conversation.pk, conversation.created_at), todo[0][0])
+        if _window_open(key, now):
+            return []
+        pending = dict(waiting.values_list("recipient_id", "due_at"))
+        earliest = min((pending[r] for r, _ in todo if r in pending), default=None)
+        todo = [r for r in todo if r[0] not in pending]
     created = []
-    due_at = timezone.now() + timedelta(seconds=chat_settings.EMAIL_DELAY)
+    due_at = now + timedelta(seconds=chat_settings.EMAIL_DELAY)
     for recipient_id, side in todo:
         row = _create_pending(conversation, recipient_id, side, due_at)
         if row is not None:
             created.append(row)
+    if not every_staff and created:
+        earliest = due_at
+    _remember_window(key, earliest)
     return created
 
 
