@@ -101,3 +101,32 @@ def test_staff_ids_with_a_custom_predicate(settings, customer, staff):
     assert set(services.staff_user_ids()) == {staff.pk, desk.pk}
     assert set(services.staff_user_ids([desk.pk])) == {staff.pk}
     assert customer.pk not in services.staff_user_ids()
+
+
+@pytest.mark.parametrize("assigned", [False, True])
+def test_a_customer_message_joins_no_user(
+    conversation, customer, staff, assigned, django_capture_on_commit_callbacks
+):
+    """The customer is the sender: the lock reads the conversation row alone. An assignee
+    is loaded once, for the notification event that names it."""
+    if assigned:
+        services.assign(conversation, staff, staff)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.send_message(conversation, customer, "first", uuid.uuid4())
+    instance = trimmed(conversation)
+    with (
+        CaptureQueriesContext(connection) as captured,
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+    ):
+        services.send_message(instance, customer, "again", uuid.uuid4())
+    sql = statements(captured)
+    user_table = UserFactory._meta.model._meta.db_table
+    lock = next(s for s in sql if "support_chat_conversation" in s and s.startswith("SELECT"))
+    assert user_table not in lock, lock
+    on_users = [s for s in sql if s.startswith("SELECT") and f'FROM "{user_table}"' in s]
+    if assigned:
+        # one for the assignee's notification:new (after the commit)
+        assert len(on_users) == 1 and f'"{user_table}"."id" = {staff.pk}' in on_users[0]
+    else:
+        assert [s for s in on_users if "emailnotification" not in s] == []
+    assert callbacks  # the events were built and sent

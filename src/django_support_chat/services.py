@@ -169,7 +169,13 @@ def send_message(
             # A resend is not looked for here (a subquery on every send for a rare case):
             # the unique (conversation, sender, client_id) constraint refuses its INSERT,
             # the transaction rolls back and the stored message is returned (below).
-            locked = _lock_with_people(Conversation.objects.all()).get(pk=conversation.pk)
+            if side == Side.USER:
+                # The customer is the sender: no join for it. An assignee loads only if an
+                # event names it (a notification to the assignee, after the commit).
+                locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+                locked.customer = sender
+            else:
+                locked = _lock_with_people(Conversation.objects.all()).get(pk=conversation.pk)
             if not locked.is_open:
                 if side == Side.STAFF:
                     if _stored(conversation, sender, client_id) is not None:
