@@ -261,3 +261,28 @@ def test_sigterm_and_restart_of_a_db_worker_subprocess_lose_nothing(settings, tm
     assert "Refund approved" in text
     assert "https://worker.example.org/#support-chat" in text
     assert len(list(outbox.iterdir())) == 1
+
+
+def test_the_staff_of_an_unassigned_conversation_get_one_task_and_every_email(settings, mailoutbox):
+    """A customer message nobody is assigned to: one INSERT for every staff member's row
+    and one task (send_email_notifications) for all of them, which the real worker runs:
+    each staff member gets their email."""
+    from django.db import connection as conn
+    from django.test.utils import CaptureQueriesContext
+
+    settings.SUPPORT_CHAT = {**settings.SUPPORT_CHAT, "EMAIL_DELAY": 2}
+    staff = [UserFactory(staff=True, email=f"agent{i}@example.com") for i in range(3)]
+    conversation = ConversationFactory()
+    with CaptureQueriesContext(conn) as captured:
+        send(conversation, conversation.customer, "Is anyone there?")
+    inserts = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("INSERT INTO")]
+    rows = [s for s in inserts if "support_chat_emailnotification" in s]
+    tasks = [s for s in inserts if "dbtaskresult" in s]
+    assert len(rows) == 1 and len(tasks) == 1, inserts
+    assert EmailNotification.objects.filter(status="pending").count() == 3
+    [task] = DBTaskResult.objects.all()
+    assert task.task_path.endswith("send_email_notifications")
+    with ThreadWorker():
+        wait_for(lambda: len(mailoutbox) == 3, 30, "three emails")
+    assert sorted(m.to[0] for m in mailoutbox) == sorted(s.email for s in staff)
+    assert set(EmailNotification.objects.values_list("status", flat=True)) == {"sent"}

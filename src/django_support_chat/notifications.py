@@ -176,15 +176,40 @@ def schedule_for_message(message: Message, conversation: Conversation) -> list[E
         pending = dict(waiting.values_list("recipient_id", "due_at"))
         earliest = min((pending[r] for r, _ in todo if r in pending), default=None)
         todo = [r for r in todo if r[0] not in pending]
-    created = []
     due_at = now + timedelta(seconds=chat_settings.EMAIL_DELAY)
+    created = _create_pending_rows(conversation, todo, due_at)
+    if not every_staff and created:
+        earliest = due_at
+    _remember_window(key, earliest)
+    return created
+
+
+def _create_pending_rows(
+    conversation: Conversation, todo: list[tuple[Any, Side]], due_at: Any
+) -> list[EmailNotification]:
+    """The pending rows of ``todo``: one INSERT and one task for all of them (the staff
+    of an unassigned conversation), or one at a time if a concurrent message created some
+    first (or the database cannot return the ids of a bulk insert)."""
+    if len(todo) > 1 and transaction.get_connection().features.can_return_rows_from_bulk_insert:
+        rows = [
+            EmailNotification(
+                conversation=conversation, recipient_id=r, recipient_side=side, due_at=due_at
+            )
+            for r, side in todo
+        ]
+        try:
+            with transaction.atomic():
+                EmailNotification.objects.bulk_create(rows)
+                transaction.on_commit(lambda: enqueue_many(rows), robust=True)
+        except IntegrityError:
+            pass  # the partial unique constraint: one at a time, below
+        else:
+            return rows
+    created = []
     for recipient_id, side in todo:
         row = _create_pending(conversation, recipient_id, side, due_at)
         if row is not None:
             created.append(row)
-    if not every_staff and created:
-        earliest = due_at
-    _remember_window(key, earliest)
     return created
 
 
@@ -212,7 +237,13 @@ def enqueue(row: EmailNotification) -> bool:
     Without deferral (ImmediateBackend would run it at once, too early) the row waits for
     ``support_chat_send_notifications``; so does a row whose enqueue failed.
     """
-    if not compat.TASKS_AVAILABLE:
+    return enqueue_many([row])
+
+
+def enqueue_many(rows: list[EmailNotification]) -> bool:
+    """``enqueue`` for rows due at the same time: one task (``send_email_notifications``)
+    for all of them; one row gets ``send_email_notification``. Never raises."""
+    if not compat.TASKS_AVAILABLE or not rows:
         return False
     from . import tasks
 
@@ -220,13 +251,20 @@ def enqueue(row: EmailNotification) -> bool:
         backend = compat.task_backends[chat_settings.EMAIL_TASK_BACKEND]
         if not backend.supports_defer:
             return False
-        tasks.send_email_notification.using(
-            backend=chat_settings.EMAIL_TASK_BACKEND, run_after=row.due_at
-        ).enqueue(row.pk)
+        run_after = min(row.due_at for row in rows)
+        if len(rows) == 1:
+            tasks.send_email_notification.using(
+                backend=chat_settings.EMAIL_TASK_BACKEND, run_after=run_after
+            ).enqueue(rows[0].pk)
+        else:
+            tasks.send_email_notifications.using(
+                backend=chat_settings.EMAIL_TASK_BACKEND, run_after=run_after
+            ).enqueue([row.pk for row in rows])
     except Exception:
         logger.exception(
-            "Could not enqueue email notification %s; support_chat_send_notifications will send it",
-            row.pk,
+            "Could not enqueue email notification(s) %s; support_chat_send_notifications "
+            "will send them",
+            ",".join(str(row.pk) for row in rows),
         )
         return False
     return True

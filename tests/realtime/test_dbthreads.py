@@ -100,3 +100,84 @@ async def _open(sockets: list, conversation: Conversation, user: Any) -> Any:
     sockets.append(socket)
     await socket.expect("hello")
     return socket
+
+
+def backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return int(cursor.fetchone()[0])
+
+
+def terminate(pid: int) -> None:
+    """pg_terminate_backend from a connection of its own (not a lane's)."""
+    import psycopg
+
+    s = connection.settings_dict
+    with psycopg.connect(
+        host=s["HOST"] or "127.0.0.1",
+        port=s["PORT"] or 5432,
+        user=s["USER"],
+        password=s["PASSWORD"] or None,
+        dbname=s["NAME"],
+        autocommit=True,
+    ) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+        for _ in range(200):  # gone from pg_stat_activity once it has exited
+            row = admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()
+            if row is None:
+                return
+            threading.Event().wait(0.02)
+    raise AssertionError(f"backend {pid} still there")
+
+
+@pytest.mark.postgres
+@pytest.mark.asyncio
+async def test_a_lane_keeps_its_connection_and_replaces_a_broken_one(two):
+    """Consecutive calls on a lane use one PostgreSQL backend (no pool round trip per
+    call). A backend killed meanwhile fails the one call that finds it (the chat answers
+    that ``unavailable``); the lane closes it and the next call gets a new one."""
+    assert connection.vendor == "postgresql", "needs PostgreSQL (DATABASE_URL)"
+    (a, _), _ = two
+    first = await dbthreads.run(a.pk, backend_pid)
+    assert await dbthreads.run(a.pk, backend_pid) == first
+    await asyncio.get_running_loop().run_in_executor(None, terminate, first)
+    from django.db import OperationalError
+
+    with pytest.raises(OperationalError):
+        await dbthreads.run(a.pk, backend_pid)
+    replaced = await dbthreads.run(a.pk, backend_pid)
+    assert replaced != first
+    assert await dbthreads.run(a.pk, backend_pid) == replaced
+
+
+@pytest.mark.postgres
+@pytest.mark.asyncio
+async def test_a_lane_idle_too_long_gets_a_checked_connection(two, monkeypatch):
+    """Unused past IDLE_RECHECK, the connection is checked before the next call and
+    replaced if PostgreSQL closed it meanwhile: no error at all."""
+    assert connection.vendor == "postgresql", "needs PostgreSQL (DATABASE_URL)"
+    (a, _), _ = two
+    first = await dbthreads.run(a.pk, backend_pid)
+    monkeypatch.setattr(dbthreads, "IDLE_RECHECK", 0.0)
+    await asyncio.get_running_loop().run_in_executor(None, terminate, first)
+    assert await dbthreads.run(a.pk, backend_pid) != first
+
+
+@pytest.mark.asyncio
+async def test_a_call_left_in_a_transaction_does_not_leak_it(two):
+    """A call that leaves autocommit off: its connection is closed (rolled back), and the
+    next call on the lane starts clean."""
+    from django.db import transaction
+
+    (a, _), _ = two
+
+    def leave_open() -> None:
+        transaction.set_autocommit(False)
+        Conversation.objects.filter(pk=a.pk).update(status="closed")
+
+    await dbthreads.run(a.pk, leave_open)
+    assert await dbthreads.run(a.pk, transaction.get_autocommit) is True
+    status = await database_sync_to_async(
+        lambda: Conversation.objects.values_list("status", flat=True).get(pk=a.pk)
+    )()
+    assert status == "open"  # the update was never committed
