@@ -48,10 +48,33 @@ def test_a_staff_reply_loads_no_user(
         services.send_message(instance, staff, "a reply", uuid.uuid4())
     sql = statements(captured)
     user_table = UserFactory._meta.model._meta.db_table
-    # Joined into the row lock; never a statement of its own.
+    # The customer is joined into the row lock, the assignee is the sender: never a
+    # statement of its own.
     assert not [s for s in sql if s.startswith("SELECT") and f'FROM "{user_table}"' in s], sql
     # lock, message, counters, audit, notification, pending-email check
     assert len(sql) == 6, "\n".join(s[:90] for s in sql)
+
+
+def test_a_staff_reply_in_a_colleagues_conversation_loads_the_colleague_once(
+    conversation, customer, staff, django_capture_on_commit_callbacks
+):
+    """Assigned to someone else: the customer's notification:new names the assignee, who
+    is loaded once, after the commit (not joined into every reply's lock)."""
+    colleague = UserFactory(is_staff=True)
+    services.assign(conversation, staff, colleague)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.send_message(conversation, customer, "first", uuid.uuid4())
+    instance = trimmed(conversation)
+    with (
+        CaptureQueriesContext(connection) as captured,
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+    ):
+        services.send_message(instance, staff, "a reply", uuid.uuid4())
+    sql = statements(captured)
+    user_table = UserFactory._meta.model._meta.db_table
+    on_users = [s for s in sql if s.startswith("SELECT") and f'FROM "{user_table}"' in s]
+    assert len(on_users) == 1 and f'"{user_table}"."id" = {colleague.pk}' in on_users[0]
+    assert callbacks
 
 
 def test_a_customer_message_to_every_staff_is_one_email_query(
