@@ -153,3 +153,32 @@ def test_a_customer_message_joins_no_user(
     else:
         assert [s for s in on_users if "emailnotification" not in s] == []
     assert callbacks  # the events were built and sent
+
+
+@pytest.mark.parametrize("sender", ["customer", "staff"])
+def test_a_rest_send_reads_the_conversation_once_without_joins(
+    request, conversation, customer, staff, sender, django_capture_on_commit_callbacks
+):
+    """The view's access check reads the conversation's id and customer only; the service
+    locks and reads the row itself. The 201 carries the message as stored."""
+    from .test_api import post_message
+
+    api = request.getfixturevalue(f"{sender}_api")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.send_message(conversation, customer, "first", uuid.uuid4())
+    with (
+        CaptureQueriesContext(connection) as captured,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = post_message(api, conversation.pk, "over REST")
+    assert response.status_code == 201, response.content
+    assert response.json()["text"] == "over REST"
+    reads = [
+        s
+        for s in statements(captured)
+        if s.startswith("SELECT") and 'FROM "support_chat_conversation"' in s
+    ]
+    check, lock = reads  # the access check, then the row lock
+    assert "JOIN" not in check and "FOR UPDATE" not in check, check
+    if connection.features.has_select_for_update:  # SQLite has no row locks
+        assert "FOR UPDATE" in lock

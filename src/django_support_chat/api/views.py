@@ -117,13 +117,16 @@ class ChatAPIView(GenericAPIView):
             return Side.USER
         return Side.STAFF if roles.is_staff(self.request.user) else Side.USER
 
-    def get_conversation(self) -> Conversation:
-        """The conversation in the URL, if the user may see it; 404 otherwise."""
-        conversation = (
-            Conversation.objects.select_related("customer", "assigned_to", "last_message")
-            .filter(pk=self.kwargs["pk"])
-            .first()
-        )
+    def get_conversation(self, *, slim: bool = False) -> Conversation:
+        """The conversation in the URL, if the user may see it; 404 otherwise. ``slim``:
+        its id and customer only (the access check), for a service that locks and reads
+        the row itself and refreshes the instance (a send)."""
+        queryset = Conversation.objects.filter(pk=self.kwargs["pk"])
+        if slim:
+            queryset = queryset.only("id", "customer_id")
+        else:
+            queryset = queryset.select_related("customer", "assigned_to", "last_message")
+        conversation = queryset.first()
         if conversation is None or not roles.can_access_conversation(
             self.request.user, conversation
         ):
@@ -252,7 +255,7 @@ class MessageListView(ChatAPIView):
         "was already used (a retry).",
     )
     def post(self, request: Request, pk: int) -> Response:
-        conversation = self.get_conversation()
+        conversation = self.get_conversation(slim=True)
         incoming = MessageCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         message, created = services.send_message(
