@@ -307,6 +307,29 @@ class Services:
             raise RuntimeError(f"uvicorn {app} did not answer within 60 s; see {log.name}")
         return proc, port
 
+    def start_email_worker(self, env: dict[str, str]) -> subprocess.Popen[Any]:
+        """``manage.py db_worker``, as deploy/systemd/support-chat-worker.service runs it:
+        it sends (or skips) the email rows that fall due during the run, so later arms do
+        not meet a backlog of pending rows a production site would not have."""
+        full_env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                [str(BENCH_DIR), str(ROOT / "example_project"), str(ROOT / "src"), str(ROOT)]
+            ),
+            **env,
+        }
+        log = open(self.dir / "db_worker.log", "w")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [PYTHON, "manage.py", "db_worker"],
+            cwd=ROOT / "example_project",
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.servers.append(proc)
+        self.logs[proc.pid] = log.name
+        return proc
+
     def stop_server(self, proc: subprocess.Popen[Any]) -> None:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

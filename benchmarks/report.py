@@ -443,7 +443,15 @@ def render_settings(results: dict[str, Any], add: Any) -> None:
         "`benchmarks/bench_settings.py`. uvicorn runs with the flags of "
         "`deploy/systemd/support-chat@.service` ("
         + (" ".join(f"`{f}`" for f in results.get("uvicorn_flags", [])) or "none")
-        + "), on loopback. Differences from production, all of them:"
+        + "), on loopback"
+        + (
+            "; the email worker (`manage.py db_worker`, as "
+            "`deploy/systemd/support-chat-worker.service`) runs for the whole run, so email "
+            "rows that fall due are sent or skipped as on a site"
+            if results.get("email_worker")
+            else ""
+        )
+        + ". Differences from production, all of them:"
     )
     add("")
     for k, v in (s.get("differences") or {}).items():

@@ -943,6 +943,9 @@ def main() -> int:
         djangoside.setup(site_env)
         results["settings"] = djangoside.settings_summary()
         log(f"settings: {results['settings']}")
+        email_worker = svc.start_email_worker(site_env)
+        results["email_worker"] = "manage.py db_worker (deploy/systemd/support-chat-worker.service)"
+        log(f"email worker: manage.py db_worker, pid {email_worker.pid}")
         rclient = redis.Redis.from_url(svc.redis_url)
         pg = PgCounters(svc.admin_dsn)
         probe = Probe(svc, pg, rclient)
