@@ -76,6 +76,25 @@ def close_db() -> None:
     connections.close_all()
 
 
+def drop_email_backlog() -> int:
+    """Delete the pending email rows (and their queued tasks) left by a phase, before the
+    next one: the REST phase opens an email window in hundreds of conversations at once,
+    and their rows (one per staff member) would all fall due during the WebSocket arms,
+    loading the machine with one phase's backlog while the next is measured. Returns how
+    many rows went."""
+    from django_support_chat.models import EmailNotification
+
+    count, _ = EmailNotification.objects.filter(status="pending").delete()
+    try:
+        from django_tasks_db.models import DBTaskResult
+    except ImportError:
+        pass
+    else:
+        DBTaskResult.objects.filter(status="READY").delete()
+    close_db()
+    return count
+
+
 # -- users and conversations ---------------------------------------------------------------------
 
 

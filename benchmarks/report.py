@@ -447,7 +447,10 @@ def render_settings(results: dict[str, Any], add: Any) -> None:
         + (
             "; the email worker (`manage.py db_worker`, as "
             "`deploy/systemd/support-chat-worker.service`) runs for the whole run, so email "
-            "rows that fall due are sent or skipped as on a site"
+            "rows that fall due are sent or skipped as on a site (the REST phase's pending "
+            "rows, one per staff member in hundreds of conversations opened at once, are "
+            "deleted before the WebSocket phase, so that backlog does not load the arms "
+            "measured after it)"
             if results.get("email_worker")
             else ""
         )
