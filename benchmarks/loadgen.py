@@ -566,7 +566,8 @@ class LoadGen:
         server's per-conversation state (e.g. a pending email notification) then exists
         for every conversation before the measured steps, in every run alike."""
         self.steps_run += 1
-        st = StepState(step=self.steps_run, expected_per_msg=0)
+        # retrying: a fresh worker's first burst may be refused while it warms up
+        st = StepState(step=self.steps_run, expected_per_msg=0, retry=True)
         self.state = st
         seq = 0
         for i in range(self.n):

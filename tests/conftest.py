@@ -32,6 +32,16 @@ def _clear_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_pushback(monkeypatch):
+    """Each test starts with a send gate and a delivery-lag reading of its own: refusals
+    of an earlier test would lengthen this one's retry_after (SendGate.backoff)."""
+    from django_support_chat import sendqueue
+
+    monkeypatch.setattr(sendqueue, "gate", sendqueue.SendGate())
+    monkeypatch.setattr(sendqueue, "delivery_lag", sendqueue.DeliveryLag())
+
+
 # Users ------------------------------------------------------------------------------
 
 

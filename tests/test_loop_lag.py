@@ -94,3 +94,71 @@ async def test_a_cancelled_monitor_reads_no_lag_and_starts_again(lag):
 
 def test_without_a_loop_there_is_no_lag():
     assert sendqueue.LoopLag().current() == 0.0
+
+
+# -- DeliveryLag: how late this worker's own events reach its sockets --------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def late(monkeypatch, clock) -> sendqueue.DeliveryLag:
+    own = sendqueue.DeliveryLag(clock)
+    monkeypatch.setattr(sendqueue, "delivery_lag", own)
+    return own
+
+
+def test_late_deliveries_refuse_sends_until_they_are_on_time(settings, late, clock):
+    settings.SUPPORT_CHAT = {"SEND_MAX_LAG": 0.2, "SEND_QUEUE_LIMIT": 50}
+    late.observe(0.01)
+    sendqueue.gate.acquire("ws").release()  # on time: accepted
+
+    clock.now += 0.1
+    late.observe(0.5)  # one socket got an event half a second after it was published
+    late.observe(0.01)  # a prompt one in the same window does not hide it
+    assert late.current() == 0.5
+    with pytest.raises(sendqueue.Overloaded):
+        sendqueue.gate.acquire("ws")
+    with pytest.raises(sendqueue.Overloaded):
+        sendqueue.gate.acquire("http")  # the worker's REST sends as well
+
+    # The next window's deliveries are prompt: the late one still counts (the current
+    # window and the one before it are read), then no more.
+    clock.now += late.WINDOW
+    late.observe(0.01)
+    assert late.current() == 0.5
+    clock.now += late.WINDOW
+    late.observe(0.02)
+    assert late.current() == 0.02
+    sendqueue.gate.acquire("ws").release()
+
+
+def test_no_delivery_for_two_windows_reads_as_no_lag(settings, late, clock):
+    settings.SUPPORT_CHAT = {"SEND_MAX_LAG": 0.2}
+    late.observe(3.0)
+    clock.now += late.WINDOW * 1.5
+    assert late.current() == 3.0  # the last full window was late
+    with pytest.raises(sendqueue.Overloaded):
+        sendqueue.gate.acquire("ws")
+    clock.now += late.WINDOW * 0.5  # nothing delivered since: nothing can be behind
+    assert late.current() == 0.0
+    sendqueue.gate.acquire("ws").release()
+    late.observe(0.01)  # the window before a gap is not carried over it
+    assert late.current() == 0.01
+
+
+def test_late_deliveries_refuse_nothing_when_the_limit_is_off(settings, late):
+    settings.SUPPORT_CHAT = {"SEND_MAX_LAG": None}
+    late.observe(3.0)
+    sendqueue.gate.acquire("ws").release()

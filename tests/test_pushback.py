@@ -139,6 +139,51 @@ def test_the_gate_admits_exactly_the_limit_under_threads():
     assert gate.pending == 0
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_refused_clients_are_asked_to_wait_in_proportion_to_the_demand(settings):
+    """Told the same retry_after, every refused client comes back in the same second and
+    is refused again; the wait grows with the sends refused per send taken lately."""
+    settings.SUPPORT_CHAT = {"SEND_QUEUE_LIMIT": 2, "SEND_RETRY_AFTER": 1.0}
+    clock = Clock()
+    gate = sendqueue.SendGate(clock)
+    first, second = gate.acquire("ws"), gate.acquire("ws")  # 2 taken
+    waits = []
+    for _ in range(8):
+        with pytest.raises(sendqueue.Overloaded) as refused:
+            gate.acquire("ws")
+        waits.append(refused.value.retry_after)
+    # 0 or 1 refused per 2 taken: the plain SEND_RETRY_AFTER; then refused / taken
+    assert waits == [1.0, 1.0, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5]
+    for _ in range(30):
+        with pytest.raises(sendqueue.Overloaded) as refused:
+            gate.acquire("http")
+    assert refused.value.retry_after == gate.MAX_BACKOFF  # at most 10 times
+
+    # Counted over the current and the previous second only.
+    clock.now += gate.BACKOFF_BUCKET
+    with pytest.raises(sendqueue.Overloaded) as refused:
+        gate.acquire("ws")
+    assert refused.value.retry_after == gate.MAX_BACKOFF  # the previous second counts
+    first.release()
+    second.release()
+    clock.now += 2 * gate.BACKOFF_BUCKET
+    assert gate.backoff() == 1.0
+    slots = [gate.acquire("ws") for _ in range(2)]
+    with pytest.raises(sendqueue.Overloaded) as refused:
+        gate.acquire("inbox")
+    assert refused.value.retry_after == 1.0
+    for slot in slots:
+        slot.release()
+    assert gate.pending == 0
+
+
 def run_threads(target: Callable[[], None], count: int) -> None:
     threads = [threading.Thread(target=target) for _ in range(count)]
     for thread in threads:

@@ -13,6 +13,7 @@ import contextvars
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -86,6 +87,10 @@ def user_group(user_id: int) -> str:
 
 STAFF_GROUP = "support_chat.staff"
 
+# Names this process in the layer messages it publishes: its sockets time the delivery of
+# its own events (sendqueue.DeliveryLag), on its own clock.
+WORKER_ID = uuid.uuid4().hex[:12]
+
 
 def group_message(event: dict[str, Any], origin: str | None = None) -> dict[str, Any]:
     """The channel-layer message that carries ``event``: serialised to JSON once here, so
@@ -97,6 +102,7 @@ def group_message(event: dict[str, Any], origin: str | None = None) -> dict[str,
         # publish time (it crosses processes) for the delivery latency.
         "event_type": event.get("type"),
         "published": time.time(),
+        "worker": WORKER_ID,
     }
     if origin is not None:
         message["origin"] = origin  # the sending socket skips its own typing / presence

@@ -8,9 +8,10 @@ slot from the moment they are accepted until their database call has finished. W
 with the same ``client_id`` after ``SEND_RETRY_AFTER`` seconds, and the idempotent send
 stores it once.
 
-A send is also refused while the worker's event loop runs late by more than
-``SEND_MAX_LAG`` seconds (``LoopLag``): the database queue is then short, but every frame
-and every delivery waits for the loop, so accepting more only makes all of them later.
+A send is also refused while the worker runs late by more than ``SEND_MAX_LAG`` seconds:
+its event loop (``LoopLag``), or the delivery of the events it published to its own
+sockets (``DeliveryLag``). The database queue is then short, but every frame and every
+delivery waits, so accepting more only makes all of them later.
 
 REST requests run on many threads and WebSocket sends on the event loop, so the count is
 guarded by a lock. Refusals are counted (``support_chat_sends_rejected_total``) and logged
@@ -26,6 +27,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.utils.translation import gettext
@@ -42,13 +44,14 @@ UNAVAILABLE = "unavailable"
 
 
 class Overloaded(Exception):
-    """Every slot is taken: answer the send at once (``overloaded``), store nothing."""
+    """Every slot is taken: answer the send at once (``overloaded``), store nothing.
+    ``retry_after``: ``SEND_RETRY_AFTER`` times the gate's current ``backoff()``."""
 
     code = OVERLOADED
 
-    def __init__(self) -> None:
+    def __init__(self, factor: float = 1.0) -> None:
         super().__init__(gettext("The server is busy; try again shortly."))
-        self.retry_after = retry_after()
+        self.retry_after = round(retry_after() * factor, 2)
 
 
 def retry_after() -> float:
@@ -85,11 +88,45 @@ class Slot:
 
 
 class SendGate:
-    """The per-process count of pending sends."""
+    """The per-process count of pending sends, and of the sends it took and refused
+    lately (``backoff()``)."""
 
-    def __init__(self) -> None:
+    # Refused / taken are counted over the current and the previous second.
+    BACKOFF_BUCKET = 1.0
+    MAX_BACKOFF = 10.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
         self._lock = threading.Lock()
         self._pending = 0
+        self._bucket_end = -math.inf
+        # [taken, refused] in the current and the previous bucket
+        self._counts = [0, 0]
+        self._previous = [0, 0]
+
+    def _count(self, refused: bool) -> None:
+        now = self.clock()
+        with self._lock:
+            if now >= self._bucket_end:
+                recent = now < self._bucket_end + self.BACKOFF_BUCKET
+                self._previous = self._counts if recent else [0, 0]
+                self._counts = [0, 0]
+                self._bucket_end = now + self.BACKOFF_BUCKET
+            self._counts[refused] += 1
+
+    def backoff(self) -> float:
+        """How many times ``SEND_RETRY_AFTER`` a refused client should wait: the sends
+        refused per send taken over the last one to two seconds, from 1 to
+        ``MAX_BACKOFF``. Clients that all came back after the same second would be
+        refused together again; asked to wait in proportion to the demand, they come back
+        about as fast as the worker takes them (and each refusal costs a frame or a
+        request too)."""
+        with self._lock:
+            if self.clock() >= self._bucket_end + self.BACKOFF_BUCKET:
+                return 1.0
+            taken = self._counts[0] + self._previous[0]
+            refused = self._counts[1] + self._previous[1]
+        return min(self.MAX_BACKOFF, max(1.0, refused / max(taken, 1)))
 
     @property
     def pending(self) -> int:
@@ -108,17 +145,23 @@ class SendGate:
 
     def acquire(self, interface: str) -> Slot:
         """A slot, or :class:`Overloaded` (counted and logged for ``interface``) when every
-        slot is taken or the event loop runs late (``SEND_MAX_LAG``)."""
-        lag = loop_lag.current()
+        slot is taken or the worker runs late (``SEND_MAX_LAG``)."""
         max_lag = chat_settings.SEND_MAX_LAG
-        if max_lag is not None and lag > max_lag:
-            note_rejected(interface, OVERLOADED, pending=self._pending, lag=round(lag, 3))
-            raise Overloaded
+        if max_lag is not None:
+            lag, late = loop_lag.current(), delivery_lag.current()
+            if lag > max_lag or late > max_lag:
+                raise self._refuse(interface, lag=round(lag, 3), delivery_lag=round(late, 3))
         slot = self.try_acquire()
         if slot is None:
-            note_rejected(interface, OVERLOADED, pending=self._pending)
-            raise Overloaded
+            raise self._refuse(interface)
+        self._count(refused=False)
         return slot
+
+    def _refuse(self, interface: str, **fields: Any) -> Overloaded:
+        factor = self.backoff()
+        self._count(refused=True)
+        note_rejected(interface, OVERLOADED, pending=self._pending, backoff=factor, **fields)
+        return Overloaded(factor)
 
 
 class LoopLag:
@@ -162,7 +205,41 @@ class LoopLag:
         return min(self.last, self.previous)
 
 
+class DeliveryLag:
+    """How late this worker's sockets send out the events this worker published: the
+    longest wait from publishing to the socket seen in the current ``WINDOW`` and the one
+    before it. The event loop can keep up with its timers while the events pile up in
+    the sockets' queues (a staff lobby socket gets every message of the site), and that
+    wait is what a recipient sees. Only this process's own events count: wall clocks of
+    other hosts may disagree. No delivery for two windows reads as no lag."""
+
+    WINDOW = 0.25
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.window_end = -math.inf
+        self.peak = self.previous = 0.0
+
+    def observe(self, seconds: float) -> None:
+        now = self.clock()
+        if now >= self.window_end:
+            recent = now < self.window_end + self.WINDOW
+            self.previous = self.peak if recent else 0.0
+            self.peak, self.window_end = max(0.0, seconds), now + self.WINDOW
+        elif seconds > self.peak:
+            self.peak = seconds
+
+    def current(self) -> float:
+        now = self.clock()
+        if now >= self.window_end + self.WINDOW:
+            return 0.0
+        if now >= self.window_end:
+            return self.peak
+        return max(self.peak, self.previous)
+
+
 loop_lag = LoopLag()
+delivery_lag = DeliveryLag()
 _tasks: set[asyncio.Task[None]] = set()
 
 

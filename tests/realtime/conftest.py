@@ -146,6 +146,15 @@ async def open_socket(
     return connected, code, socket
 
 
+async def connect(sockets: list[Socket], path: str, user: Any) -> Socket:
+    """Open ``path`` as ``user``, add it to ``sockets`` and read its ``hello``."""
+    connected, code, socket = await open_socket(path, user)
+    assert connected, f"{path} refused with {code}"
+    sockets.append(socket)
+    await socket.expect("hello")
+    return socket
+
+
 @pytest.fixture
 async def sockets() -> AsyncIterator[list[Socket]]:
     """Collects sockets opened by a test and closes them at the end."""

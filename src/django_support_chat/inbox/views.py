@@ -590,7 +590,7 @@ def _error(request: HttpRequest, message: str, status: int) -> HttpResponse:
     return response
 
 
-def _busy(request: HttpRequest, message: str) -> HttpResponse:
+def _busy(request: HttpRequest, message: str, retry_after: float | None = None) -> HttpResponse:
     """503 with ``Retry-After`` (pushback, or no database connection): shown as a warning
     in the alert area; the composer sends the reply again by itself (inbox.js)."""
     if _htmx(request):
@@ -600,7 +600,7 @@ def _busy(request: HttpRequest, message: str) -> HttpResponse:
         response["HX-Reswap"] = "innerHTML"
     else:
         response = HttpResponse(message, status=503, content_type="text/plain")
-    response["Retry-After"] = sendqueue.retry_after_header()
+    response["Retry-After"] = sendqueue.retry_after_header(retry_after)
     return response
 
 
@@ -638,8 +638,9 @@ def reply(request: HttpRequest, pk: int) -> HttpResponse:
     # Pushback (docs/protocol.md, "Slowing down"): a slot until the reply is stored.
     try:
         slot = sendqueue.gate.acquire("inbox")
-    except sendqueue.Overloaded:
-        return _busy(request, _("The server is busy. Your reply will be sent again shortly."))
+    except sendqueue.Overloaded as exc:
+        message = _("The server is busy. Your reply will be sent again shortly.")
+        return _busy(request, message, exc.retry_after)
     with slot:
         return _reply(request, pk)
 

@@ -745,7 +745,10 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
             await self.send(text_data=message["text"])  # serialised once, by the publisher
         else:
             await self.send_json(message["event"])
-        metrics.observe_delivery(self.route, message.get("published"))
+        published = message.get("published")
+        metrics.observe_delivery(self.route, published)
+        if message.get("worker") == events.WORKER_ID and isinstance(published, float):
+            sendqueue.delivery_lag.observe(time.time() - published)  # pushback reads it
 
     async def chat_session_ended(self, message: dict[str, Any]) -> None:
         ended = message.get("session")
