@@ -125,9 +125,18 @@ class Socket:
 
 
 async def open_socket(
-    path: str, user: Any = None, origin: bytes = b"http://localhost", query: str = ""
+    path: str,
+    user: Any = None,
+    origin: bytes = b"http://localhost",
+    query: str = "",
+    wrap: Any = None,
 ) -> tuple[bool, Any, Socket]:
+    """``wrap``: a function of the ASGI application to serve it through (a server that
+    behaves differently, for example one whose client reads slowly)."""
     from example.asgi import application
+
+    if wrap is not None:
+        application = wrap(application)
 
     headers = [(b"origin", origin)] if origin else []
     if user is not None:

@@ -47,6 +47,9 @@ CLOSE_SERVICE_RESTART = 1012  # the channel layer stayed down (layerwatch.give_u
 
 CUSTOMERS_GROUP = "support_chat.customers"
 FLOOD_WINDOW = 10.0
+# A send to a socket returns at once unless the client's buffer is full (uvicorn waits for
+# it to drain); one that took longer than this waited for its client.
+CLIENT_WAIT = 0.005
 # A socket whose frames are throttled logs it at most once per this many seconds (with
 # how many throttled frames it stood for), so a client hammering a limit cannot flood
 # the log (docs/operations.md, "Logging and errors").
@@ -253,6 +256,7 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         "accepted_at",
         "auth_session_key",
         "busy_since",
+        "client_waited_at",
         "close_logged",
         "conversation",
         "counted_open",
@@ -280,6 +284,9 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
     conversation: Conversation | None
     last_seen: float
     busy_since: float | None  # set while a message is being handled
+    # When a send to this client last had to wait for it (a full buffer): events published
+    # before then may have waited behind that client, not behind this worker.
+    client_waited_at: float
     ready: bool  # the watchdog judges silence only once connect() is done
     joined: bool  # the groups are groups_to_join(): not kept per socket
     present: bool
@@ -302,7 +309,7 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         super().__init__(*args, **kwargs)
         self.user = self.session_fingerprint = self.auth_session_key = None
         self.conversation = None
-        self.last_seen = self.typing_sent_at = 0.0
+        self.last_seen = self.typing_sent_at = self.client_waited_at = 0.0
         self.busy_since = self.counterpart_online = self.typing_task = None
         self.ready = self.joined = self.present = self.counted_open = False
         self.frame_times = ()
@@ -741,14 +748,23 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
     async def chat_event(self, message: dict[str, Any]) -> None:
         if message.get("origin") == self.channel_name:
             return  # never echo a socket's own typing / presence back to it
+        started = time.monotonic()
         if "text" in message:
             await self.send(text_data=message["text"])  # serialised once, by the publisher
         else:
             await self.send_json(message["event"])
+        if time.monotonic() - started > CLIENT_WAIT:
+            self.client_waited_at = time.time()  # the client's buffer was full
         published = message.get("published")
         metrics.observe_delivery(self.route, published)
-        if message.get("worker") == events.WORKER_ID and isinstance(published, float):
-            sendqueue.delivery_lag.observe(time.time() - published)  # pushback reads it
+        # Pushback reads how late this worker's own events go out, unless this socket
+        # waited for its client meanwhile: one slow client must not refuse everyone's sends.
+        if (
+            message.get("worker") == events.WORKER_ID
+            and isinstance(published, float)
+            and published > self.client_waited_at
+        ):
+            sendqueue.delivery_lag.observe(time.time() - published)
 
     async def chat_session_ended(self, message: dict[str, Any]) -> None:
         ended = message.get("session")
