@@ -83,11 +83,16 @@ class Config:
     floors: list[str] = field(default_factory=lambda: ["channels_pubsub"])
     profile_seconds: float = 6.0
     # parts run in run 1 only (quick mode, to stay under two minutes): "rest_max" (the
-    # largest REST client count), "scaleout", "idle" (the idle-socket arms)
+    # largest REST client count), "scaleout", "idle" (the idle-socket arms), "pushback"
+    # (the one-worker pushback step)
     once: list[str] = field(default_factory=list)
     # the floors' sustained ladder on the scale-out worker counts (no target reads it; the
     # quick mode leaves it out)
     scaleout_floor_ladder: bool = True
+    # the pushback step on the scale-out worker counts (the quick mode leaves it out)
+    scaleout_pushback: bool = True
+    # history pages at the largest REST client count (the quick mode leaves them out)
+    rest_max_get: bool = True
 
     def runs_of(self, part: str) -> int:
         return 1 if part in self.once else self.runs
@@ -109,12 +114,14 @@ QUICK = Config(
     idle_baseline=0.3,
     idle_sockets=150,
     rest_clients=[100, 500],
-    rest_history=10,
+    rest_history=5,
     rest_duration=0.5,
     rest_drain=1.5,
     profile_seconds=1.0,
-    once=["rest_max", "scaleout", "idle"],
+    once=["rest_max", "scaleout", "idle", "pushback"],
     scaleout_floor_ladder=False,
+    scaleout_pushback=False,
+    rest_max_get=False,
 )
 
 TARGET_LABELS = {
@@ -704,6 +711,8 @@ def rest_phase(
                 if n == most and run > cfg.runs_of("rest_max"):
                     continue
                 for method in ("POST", "GET"):
+                    if method == "GET" and n == most and not cfg.rest_max_get:
+                        continue
                     for arm, clients in (("plugin", plugin_clients), ("rest_floor", floor_clients)):
                         mark = load_mark()
                         probe.pg.reset()
@@ -946,7 +955,7 @@ def main() -> int:
 
         ws_targets = ["plugin", *cfg.floors]
         deflate_default = results["deflate_default"]
-        idle_variants = [deflate_default, not deflate_default]
+        idle_variants = [deflate_default, not deflate_default][: 1 if cfg.mode == "quick" else 2]
         launcher = Launcher(svc, site_env)
         if "rest" not in skip:
             launcher.submit("rest", "plugin")
@@ -1002,7 +1011,7 @@ def main() -> int:
                             rclient,
                             run=run,
                             server=servers[(run, name)],
-                            pushback=name == "plugin",
+                            pushback=name == "plugin" and run <= cfg.runs_of("pushback"),
                             profile_path=(
                                 RESULTS_DIR / f"profile-{cfg.mode}-ws.txt" if profiled else None
                             ),
@@ -1042,7 +1051,7 @@ def main() -> int:
                                     ladder=full and (name == "plugin" or cfg.scaleout_floor_ladder),
                                     server=servers[name],
                                     keep=True,
-                                    pushback=full and name == "plugin",
+                                    pushback=full and name == "plugin" and cfg.scaleout_pushback,
                                 )
                             )
                 finally:
