@@ -5,6 +5,7 @@ open email window does not load anyone."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -31,6 +32,29 @@ def trimmed(conversation: Conversation) -> Conversation:
     return Conversation.objects.only("id", "customer_id").get(pk=conversation.pk)
 
 
+def user_table() -> str:
+    return UserFactory._meta.model._meta.db_table
+
+
+def user_selects(sql: list[str]) -> list[str]:
+    """The statements that read the user table."""
+    return [s for s in sql if s.startswith("SELECT") and f'FROM "{user_table()}"' in s]
+
+
+def measured_send(
+    conversation: Conversation, sender: Any, text: str, capture_on_commit: Any
+) -> tuple[list[str], list[Any]]:
+    """Send ``text`` from a socket's trimmed instance of ``conversation``; the statements
+    it ran (its events built and sent after the commit) and the commit callbacks."""
+    instance = trimmed(conversation)
+    with (
+        CaptureQueriesContext(connection) as captured,
+        capture_on_commit(execute=True) as callbacks,
+    ):
+        services.send_message(instance, sender, text, uuid.uuid4())
+    return statements(captured), callbacks
+
+
 @pytest.mark.parametrize("assigned", [False, True])
 def test_a_staff_reply_loads_no_user(
     conversation, customer, staff, assigned, django_capture_on_commit_callbacks
@@ -40,17 +64,10 @@ def test_a_staff_reply_loads_no_user(
     with django_capture_on_commit_callbacks(execute=True):
         services.send_message(conversation, customer, "first", uuid.uuid4())
         services.send_message(conversation, staff, "opens the email window", uuid.uuid4())
-    instance = trimmed(conversation)
-    with (
-        CaptureQueriesContext(connection) as captured,
-        django_capture_on_commit_callbacks(execute=True),
-    ):
-        services.send_message(instance, staff, "a reply", uuid.uuid4())
-    sql = statements(captured)
-    user_table = UserFactory._meta.model._meta.db_table
+    sql, _ = measured_send(conversation, staff, "a reply", django_capture_on_commit_callbacks)
     # The customer is joined into the row lock, the assignee is the sender: never a
     # statement of its own.
-    assert not [s for s in sql if s.startswith("SELECT") and f'FROM "{user_table}"' in s], sql
+    assert not user_selects(sql), sql
     # lock, message, counters, audit, notification, pending-email check
     assert len(sql) == 6, "\n".join(s[:90] for s in sql)
 
@@ -64,16 +81,11 @@ def test_a_staff_reply_in_a_colleagues_conversation_loads_the_colleague_once(
     services.assign(conversation, staff, colleague)
     with django_capture_on_commit_callbacks(execute=True):
         services.send_message(conversation, customer, "first", uuid.uuid4())
-    instance = trimmed(conversation)
-    with (
-        CaptureQueriesContext(connection) as captured,
-        django_capture_on_commit_callbacks(execute=True) as callbacks,
-    ):
-        services.send_message(instance, staff, "a reply", uuid.uuid4())
-    sql = statements(captured)
-    user_table = UserFactory._meta.model._meta.db_table
-    on_users = [s for s in sql if s.startswith("SELECT") and f'FROM "{user_table}"' in s]
-    assert len(on_users) == 1 and f'"{user_table}"."id" = {colleague.pk}' in on_users[0]
+    sql, callbacks = measured_send(
+        conversation, staff, "a reply", django_capture_on_commit_callbacks
+    )
+    on_users = user_selects(sql)
+    assert len(on_users) == 1 and f'"{user_table()}"."id" = {colleague.pk}' in on_users[0]
     assert callbacks
 
 
@@ -94,15 +106,10 @@ def test_a_customer_message_to_every_staff_is_one_email_query(
         )
     ) == {staff.pk, other.pk}
     late = UserFactory(is_staff=True)  # staff since the window opened
-    instance = trimmed(conversation)
-    with (
-        CaptureQueriesContext(connection) as captured,
-        django_capture_on_commit_callbacks(execute=True),
-    ):
-        services.send_message(instance, customer, "a second one", uuid.uuid4())
-    sql = statements(captured)
-    user_table = UserFactory._meta.model._meta.db_table
-    on_users = [s for s in sql if s.startswith("SELECT") and f'FROM "{user_table}"' in s]
+    sql, _ = measured_send(
+        conversation, customer, "a second one", django_capture_on_commit_callbacks
+    )
+    on_users = user_selects(sql)
     assert len(on_users) == 1, sql
     assert "emailnotification" in on_users[0]  # the pending check rides on it
     assert not any(s.startswith("SELECT") and "emailnotification" in s for s in sql[:3]), sql
@@ -136,20 +143,15 @@ def test_a_customer_message_joins_no_user(
         services.assign(conversation, staff, staff)
     with django_capture_on_commit_callbacks(execute=True):
         services.send_message(conversation, customer, "first", uuid.uuid4())
-    instance = trimmed(conversation)
-    with (
-        CaptureQueriesContext(connection) as captured,
-        django_capture_on_commit_callbacks(execute=True) as callbacks,
-    ):
-        services.send_message(instance, customer, "again", uuid.uuid4())
-    sql = statements(captured)
-    user_table = UserFactory._meta.model._meta.db_table
+    sql, callbacks = measured_send(
+        conversation, customer, "again", django_capture_on_commit_callbacks
+    )
     lock = next(s for s in sql if "support_chat_conversation" in s and s.startswith("SELECT"))
-    assert user_table not in lock, lock
-    on_users = [s for s in sql if s.startswith("SELECT") and f'FROM "{user_table}"' in s]
+    assert user_table() not in lock, lock
+    on_users = user_selects(sql)
     if assigned:
         # one for the assignee's notification:new (after the commit)
-        assert len(on_users) == 1 and f'"{user_table}"."id" = {staff.pk}' in on_users[0]
+        assert len(on_users) == 1 and f'"{user_table()}"."id" = {staff.pk}' in on_users[0]
     else:
         assert [s for s in on_users if "emailnotification" not in s] == []
     assert callbacks  # the events were built and sent
