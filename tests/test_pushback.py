@@ -149,7 +149,7 @@ class Clock:
 
 def test_refused_clients_are_asked_to_wait_in_proportion_to_the_demand(settings):
     """Told the same retry_after, every refused client comes back in the same second and
-    is refused again; the wait grows with the sends refused per send taken lately."""
+    is refused again; the wait grows with the sends offered per send taken lately."""
     settings.SUPPORT_CHAT = {"SEND_QUEUE_LIMIT": 2, "SEND_RETRY_AFTER": 1.0}
     clock = Clock()
     gate = sendqueue.SendGate(clock)
@@ -159,8 +159,8 @@ def test_refused_clients_are_asked_to_wait_in_proportion_to_the_demand(settings)
         with pytest.raises(sendqueue.Overloaded) as refused:
             gate.acquire("ws")
         waits.append(refused.value.retry_after)
-    # 0 or 1 refused per 2 taken: the plain SEND_RETRY_AFTER; then refused / taken
-    assert waits == [1.0, 1.0, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5]
+    # (taken + refused) / taken, with 2 taken and 0, 1, 2 ... refused before
+    assert waits == [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5]
     for _ in range(30):
         with pytest.raises(sendqueue.Overloaded) as refused:
             gate.acquire("http")

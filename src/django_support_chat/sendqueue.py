@@ -116,17 +116,18 @@ class SendGate:
 
     def backoff(self) -> float:
         """How many times ``SEND_RETRY_AFTER`` a refused client should wait: the sends
-        refused per send taken over the last one to two seconds, from 1 to
-        ``MAX_BACKOFF``. Clients that all came back after the same second would be
-        refused together again; asked to wait in proportion to the demand, they come back
-        about as fast as the worker takes them (and each refusal costs a frame or a
-        request too)."""
+        offered per send taken ((taken + refused) / taken) over the last one to two
+        seconds, from 1 to ``MAX_BACKOFF``. Clients that all came back after the same
+        second would be refused together again; asked to wait in proportion to the
+        demand, they come back about as fast as the worker takes them. Each refusal costs
+        a frame or a whole request (a REST 503 costs about half a stored POST), so the
+        wait grows from the first refusal on rather than once refusals outnumber sends."""
         with self._lock:
             if self.clock() >= self._bucket_end + self.BACKOFF_BUCKET:
                 return 1.0
             taken = self._counts[0] + self._previous[0]
             refused = self._counts[1] + self._previous[1]
-        return min(self.MAX_BACKOFF, max(1.0, refused / max(taken, 1)))
+        return min(self.MAX_BACKOFF, 1.0 + refused / max(taken, 1))
 
     @property
     def pending(self) -> int:
