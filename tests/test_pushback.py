@@ -184,6 +184,95 @@ def test_refused_clients_are_asked_to_wait_in_proportion_to_the_demand(settings)
     assert gate.pending == 0
 
 
+def test_a_refused_send_is_owed_a_place_when_it_comes_back(settings):
+    """Clients that were just answered send again at once and would take every freed
+    slot; a refused send, back after its retry_after with the same client_id, is taken
+    even while the queue is full (once, and up to OWED_HEADROOM x the limit)."""
+    settings.SUPPORT_CHAT = {"SEND_QUEUE_LIMIT": 2, "SEND_RETRY_AFTER": 1.0}
+    clock = Clock()
+    gate = sendqueue.SendGate(clock)
+    held = [gate.acquire("ws", retry="new-0"), gate.acquire("ws", retry="new-1")]
+    a, b, c = (str(uuid.uuid4()) for _ in range(3))
+    for key in (a, b, c):
+        with pytest.raises(sendqueue.Overloaded):
+            gate.acquire("ws", retry=key)
+    with pytest.raises(sendqueue.Overloaded):
+        gate.acquire("ws", retry=str(uuid.uuid4()))  # a new send: the queue is full
+    held.append(gate.acquire("ws", retry=a))  # back: taken beyond the limit
+    assert gate.pending == 3
+    with pytest.raises(sendqueue.Overloaded):
+        gate.acquire("ws", retry=a)  # owed once: a second resend waits its turn
+    # The key is asked for only when the send would be refused.
+    asked: list[str] = []
+    held.append(gate.acquire("ws", retry=lambda: asked.append(b) or b))
+    assert asked == [b] and gate.pending == 4
+    with pytest.raises(sendqueue.Overloaded):
+        gate.acquire("ws", retry=c)  # OWED_HEADROOM x the limit: even owed sends wait
+    for slot in held:
+        slot.release()
+    assert gate.pending == 0
+
+    # A place is owed for OWED_FOR x the longest retry_after only.
+    held = [gate.acquire("ws") for _ in range(2)]
+    with pytest.raises(sendqueue.Overloaded):
+        gate.acquire("ws", retry=b)
+    clock.now += gate.OWED_FOR * gate.MAX_BACKOFF * 1.0 + 0.1
+    with pytest.raises(sendqueue.Overloaded):
+        gate.acquire("ws", retry=b)
+    assert gate.acquire("ws", retry=b) is not None  # refused just now: owed again
+
+    # At most OWED_MAX are remembered, the oldest forgotten first.
+    gate.OWED_MAX = 2
+    for key in (a, b, c):
+        with pytest.raises(sendqueue.Overloaded):
+            gate.acquire("ws", retry=key)
+    with pytest.raises(sendqueue.Overloaded):
+        gate.acquire("ws", retry=a)  # forgotten
+    assert gate.acquire("ws", retry=c) is not None
+
+
+def test_a_client_id_is_the_key_only_as_a_uuid():
+    value = uuid.uuid4()
+    assert sendqueue.retry_key(str(value).upper()) == str(value)
+    assert sendqueue.retry_key("not-a-uuid") is None
+    assert sendqueue.retry_key(None) is None
+    assert sendqueue.retry_key(123) is None
+
+
+@pytest.mark.django_db
+def test_rest_a_refused_send_sent_again_is_stored_while_the_gate_is_full(settings):
+    """Through the API: the gate full (other sends in progress in this process), a POST is
+    refused; a new one too; the first, sent again with its client_id, is stored."""
+    settings.SUPPORT_CHAT = {"SEND_QUEUE_LIMIT": 1, "SEND_RETRY_AFTER": 1.0}
+    customer = UserFactory(customer=True)
+    conversation = ConversationFactory(customer=customer)
+    client = Client()
+    client.force_login(customer)
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    taken = sendqueue.gate.try_acquire()
+    assert taken is not None
+    try:
+        assert post_message(client, conversation.pk, first).status_code == 503
+        assert post_message(client, conversation.pk, second).status_code == 503
+        stored = post_message(client, conversation.pk, first, "Hello again")
+        assert stored.status_code == 201, stored.content
+        assert stored.json()["client_id"] == first
+        assert post_message(client, conversation.pk, first).status_code == 503  # owed once
+        # A body that is not JSON is owed nothing and keeps its usual answer later.
+        bad = client.post(
+            f"{API}conversations/{conversation.pk}/messages/", "{", content_type="application/json"
+        )
+        assert bad.status_code == 503
+    finally:
+        taken.release()
+    assert post_message(client, conversation.pk, second).status_code == 201
+    assert Counter(str(c) for c in Message.objects.values_list("client_id", flat=True)) == {
+        first: 1,
+        second: 1,
+    }
+    assert sendqueue.gate.pending == 0
+
+
 def run_threads(target: Callable[[], None], count: int) -> None:
     threads = [threading.Thread(target=target) for _ in range(count)]
     for thread in threads:
@@ -319,12 +408,16 @@ def test_inbox_reply_gets_503_while_the_gate_is_full_and_the_retry_is_stored_onc
         assert busy["HX-Retarget"] == "#sc-alerts"
         assert "The server is busy" in busy.content.decode()
         assert 'data-level="warning"' in busy.content.decode()
-        assert client.post(url, form).status_code == 503  # without htmx: plain text
+        other = {"text": "Also", "client_id": str(uuid.uuid4())}
+        assert client.post(url, other).status_code == 503  # without htmx: plain text
         assert rejected("inbox") == before + 2
         assert Message.objects.count() == 0
+        # The refused reply, sent again while the gate is still full, is owed a place.
+        assert client.post(url, form, **htmx).status_code == 200
+        assert Message.objects.filter(client_id=form["client_id"]).count() == 1
+        assert rejected("inbox") == before + 2
     finally:
         taken.release()
-    assert client.post(url, form, **htmx).status_code == 200
     assert client.post(url, form, **htmx).status_code == 200  # a resend: still one row
     assert Message.objects.filter(client_id=form["client_id"]).count() == 1
     assert sendqueue.gate.pending == 0

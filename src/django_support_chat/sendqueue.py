@@ -6,7 +6,9 @@ slot from the moment they are accepted until their database call has finished. W
 ``SEND_QUEUE_LIMIT`` slots are taken, a new send is refused at once (``overloaded``, HTTP
 503 with ``Retry-After``) instead of waiting behind the others; the client sends it again
 with the same ``client_id`` after ``SEND_RETRY_AFTER`` seconds, and the idempotent send
-stores it once.
+stores it once. That resend is owed a place: it is taken even while the queue is full (up
+to ``OWED_HEADROOM`` times the limit), so the clients answered a moment ago, sending again
+at once, cannot keep a refused one out.
 
 A send is also refused while the worker runs late by more than ``SEND_MAX_LAG`` seconds:
 its event loop (``LoopLag``), or the delivery of the events it published to its own
@@ -27,6 +29,8 @@ import logging
 import math
 import threading
 import time
+import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -87,18 +91,39 @@ class Slot:
         self.release()
 
 
+Retry = str | Callable[[], str | None] | None
+
+
+def retry_key(client_id: Any) -> str | None:
+    """The key a send is remembered by when refused: its ``client_id`` as a canonical
+    UUID, or None (no UUID, no place owed)."""
+    if isinstance(client_id, str):
+        try:
+            return str(uuid.UUID(client_id))
+        except ValueError:
+            return None
+    return None
+
+
 class SendGate:
-    """The per-process count of pending sends, and of the sends it took and refused
-    lately (``backoff()``)."""
+    """The per-process count of pending sends, of the sends it took and refused lately
+    (``backoff()``), and of the sends it owes a place (``acquire(retry=...)``)."""
 
     # Refused / taken are counted over the current and the previous second.
     BACKOFF_BUCKET = 1.0
     MAX_BACKOFF = 10.0
+    # A send refused is owed a place for this many times the longest retry_after; at most
+    # OWED_MAX of them are remembered (the oldest forgotten first), and owed sends may
+    # take up to OWED_HEADROOM times SEND_QUEUE_LIMIT slots.
+    OWED_FOR = 3.0
+    OWED_MAX = 10_000
+    OWED_HEADROOM = 2
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self._lock = threading.Lock()
         self._pending = 0
+        self._owed: OrderedDict[str, float] = OrderedDict()
         self._bucket_end = -math.inf
         # [taken, refused] in the current and the previous bucket
         self._counts = [0, 0]
@@ -144,23 +169,49 @@ class SendGate:
             self._pending += 1
         return Slot(self)
 
-    def acquire(self, interface: str) -> Slot:
+    def acquire(self, interface: str, retry: Retry = None) -> Slot:
         """A slot, or :class:`Overloaded` (counted and logged for ``interface``) when every
-        slot is taken or the worker runs late (``SEND_MAX_LAG``)."""
+        slot is taken or the worker runs late (``SEND_MAX_LAG``).
+
+        ``retry``: the send's key (``retry_key(client_id)``), or a callable returning it,
+        called only when the send would be refused. A refused send is owed a place: sent
+        again with the same key while the queue is still full, it is taken, up to
+        ``OWED_HEADROOM`` times the limit. Without it, the clients that were just
+        answered send again at once and take the freed slots, while the refused ones,
+        back after their ``retry_after``, find the queue full again and again."""
         max_lag = chat_settings.SEND_MAX_LAG
         if max_lag is not None:
             lag, late = loop_lag.current(), delivery_lag.current()
             if lag > max_lag or late > max_lag:
-                raise self._refuse(interface, lag=round(lag, 3), delivery_lag=round(late, 3))
+                raise self._refuse(interface, retry, lag=round(lag, 3), delivery_lag=round(late, 3))
         slot = self.try_acquire()
         if slot is None:
-            raise self._refuse(interface)
+            key = retry() if callable(retry) else retry
+            limit = chat_settings.SEND_QUEUE_LIMIT
+            if key is not None and limit is not None and self._repay(key):
+                slot = self.try_acquire(limit * self.OWED_HEADROOM)
+            if slot is None:
+                raise self._refuse(interface, key)
         self._count(refused=False)
         return slot
 
-    def _refuse(self, interface: str, **fields: Any) -> Overloaded:
+    def _repay(self, key: str) -> bool:
+        """Whether ``key`` was refused lately (and forget it: a place is owed once)."""
+        with self._lock:
+            due = self._owed.pop(key, None)
+        return due is not None and self.clock() < due
+
+    def _refuse(self, interface: str, retry: Retry, **fields: Any) -> Overloaded:
         factor = self.backoff()
         self._count(refused=True)
+        key = retry() if callable(retry) else retry
+        if key is not None:
+            due = self.clock() + self.OWED_FOR * self.MAX_BACKOFF * retry_after()
+            with self._lock:
+                self._owed[key] = due
+                self._owed.move_to_end(key)
+                while len(self._owed) > self.OWED_MAX:
+                    self._owed.popitem(last=False)
         note_rejected(interface, OVERLOADED, pending=self._pending, backoff=factor, **fields)
         return Overloaded(factor)
 

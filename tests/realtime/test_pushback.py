@@ -194,3 +194,39 @@ async def test_an_operational_error_answers_unavailable_not_server_error(
     sent = await socket.expect("message:sent", timeout=5, where=by_ref("m2"))
     assert sent["data"]["created"] is True
     assert await db(Message.objects.filter(client_id=client_id).count)() == 1
+
+
+@pytest.mark.asyncio
+async def test_a_refused_send_sent_again_is_stored_while_the_gate_is_full(
+    people, sockets, chat_settings
+):
+    """Other sends in progress fill the gate: a frame is refused, a new one too; the first,
+    sent again with its client_id (as the widget does after retry_after), is owed a place
+    and stored, while the queue is still full."""
+    chat_settings(SEND_QUEUE_LIMIT=1, SEND_RETRY_AFTER=0.5)
+    connected, code, socket = await open_socket(
+        f"/ws/chat/user/{people['conv'].pk}/", people["alice"]
+    )
+    assert connected, code
+    sockets.append(socket)
+    await socket.expect("hello")
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    taken = sendqueue.gate.try_acquire()
+    assert taken is not None
+    try:
+        for client_id, ref in ((first, "a"), (second, "b")):
+            await send(socket, client_id, ref)
+            frame = await socket.expect("error", where=by_ref(ref))
+            assert frame["data"]["code"] == "overloaded"
+        await send(socket, first, "a2")
+        sent = await socket.expect("message:sent", where=by_ref("a2"))
+        assert sent["data"]["created"] is True
+        assert sent["data"]["message"]["client_id"] == first
+        await send(socket, str(uuid.uuid4()), "c")  # a new send: still refused
+        assert (await socket.expect("error", where=by_ref("c")))["data"]["code"] == "overloaded"
+    finally:
+        taken.release()
+    stored = await db(
+        lambda: [str(c) for c in Message.objects.values_list("client_id", flat=True)]
+    )()
+    assert stored == [first]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import OperationalError
 from django.db.models import QuerySet, Sum
 from django.http import Http404
+from django.http.request import RawPostDataException
 from django.utils.translation import gettext as _
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import exceptions, status
@@ -176,6 +179,17 @@ class ConversationDetailView(ChatAPIView):
         return self.conversation_response(self.get_conversation())
 
 
+def _client_id(request: Request) -> str | None:
+    """The ``client_id`` of a send, read from the raw body only when the gate would refuse
+    it (a resend is owed a place): before authentication and DRF's parsing, whose errors
+    keep their usual answers."""
+    try:
+        body = json.loads(request._request.body)
+    except (ValueError, RawPostDataException, SuspiciousOperation):
+        return None
+    return sendqueue.retry_key(body.get("client_id")) if isinstance(body, dict) else None
+
+
 class MessageListView(ChatAPIView):
     """History (newest first, ``?cursor=`` for older pages; ``?after=<id>`` to catch up)
     and sending (idempotent on ``client_id``)."""
@@ -192,7 +206,7 @@ class MessageListView(ChatAPIView):
         # A send holds a slot from before its first query (the session) to its response;
         # with SEND_QUEUE_LIMIT of them in progress in this process, 503 at once.
         if request.method == "POST":
-            self.send_slot = sendqueue.gate.acquire("http")
+            self.send_slot = sendqueue.gate.acquire("http", retry=lambda: _client_id(request))
         super().initial(request, *args, **kwargs)
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
