@@ -191,23 +191,23 @@ def test_a_refused_send_is_owed_a_place_when_it_comes_back(settings):
     settings.SUPPORT_CHAT = {"SEND_QUEUE_LIMIT": 2, "SEND_RETRY_AFTER": 1.0}
     clock = Clock()
     gate = sendqueue.SendGate(clock)
-    held = [gate.acquire("ws", retry="new-0"), gate.acquire("ws", retry="new-1")]
+    held = [gate.acquire("ws", client_id=lambda: str(uuid.uuid4())) for _ in range(2)]
     a, b, c = (str(uuid.uuid4()) for _ in range(3))
     for key in (a, b, c):
         with pytest.raises(sendqueue.Overloaded):
-            gate.acquire("ws", retry=key)
+            gate.acquire("ws", client_id=lambda key=key: key)
     with pytest.raises(sendqueue.Overloaded):
-        gate.acquire("ws", retry=str(uuid.uuid4()))  # a new send: the queue is full
-    held.append(gate.acquire("ws", retry=a))  # back: taken beyond the limit
+        gate.acquire("ws", client_id=lambda: str(uuid.uuid4()))  # a new send: the queue is full
+    held.append(gate.acquire("ws", client_id=lambda: a))  # back: taken beyond the limit
     assert gate.pending == 3
     with pytest.raises(sendqueue.Overloaded):
-        gate.acquire("ws", retry=a)  # owed once: a second resend waits its turn
+        gate.acquire("ws", client_id=lambda: a)  # owed once: a second resend waits its turn
     # The key is asked for only when the send would be refused.
     asked: list[str] = []
-    held.append(gate.acquire("ws", retry=lambda: asked.append(b) or b))
+    held.append(gate.acquire("ws", client_id=lambda: asked.append(b) or b))
     assert asked == [b] and gate.pending == 4
     with pytest.raises(sendqueue.Overloaded):
-        gate.acquire("ws", retry=c)  # OWED_HEADROOM x the limit: even owed sends wait
+        gate.acquire("ws", client_id=lambda: c)  # OWED_HEADROOM x the limit: even owed sends wait
     for slot in held:
         slot.release()
     assert gate.pending == 0
@@ -215,20 +215,20 @@ def test_a_refused_send_is_owed_a_place_when_it_comes_back(settings):
     # A place is owed for OWED_FOR x the longest retry_after only.
     held = [gate.acquire("ws") for _ in range(2)]
     with pytest.raises(sendqueue.Overloaded):
-        gate.acquire("ws", retry=b)
+        gate.acquire("ws", client_id=lambda: b)
     clock.now += gate.OWED_FOR * gate.MAX_BACKOFF * 1.0 + 0.1
     with pytest.raises(sendqueue.Overloaded):
-        gate.acquire("ws", retry=b)
-    assert gate.acquire("ws", retry=b) is not None  # refused just now: owed again
+        gate.acquire("ws", client_id=lambda: b)
+    assert gate.acquire("ws", client_id=lambda: b) is not None  # refused just now: owed again
 
     # At most OWED_MAX are remembered, the oldest forgotten first.
     gate.OWED_MAX = 2
     for key in (a, b, c):
         with pytest.raises(sendqueue.Overloaded):
-            gate.acquire("ws", retry=key)
+            gate.acquire("ws", client_id=lambda key=key: key)
     with pytest.raises(sendqueue.Overloaded):
-        gate.acquire("ws", retry=a)  # forgotten
-    assert gate.acquire("ws", retry=c) is not None
+        gate.acquire("ws", client_id=lambda: a)  # forgotten
+    assert gate.acquire("ws", client_id=lambda: c) is not None
 
 
 def test_a_client_id_is_the_key_only_as_a_uuid():

@@ -91,9 +91,6 @@ class Slot:
         self.release()
 
 
-Retry = str | Callable[[], str | None] | None
-
-
 def retry_key(client_id: Any) -> str | None:
     """The key a send is remembered by when refused: its ``client_id`` as a canonical
     UUID, or None (no UUID, no place owed)."""
@@ -107,7 +104,7 @@ def retry_key(client_id: Any) -> str | None:
 
 class SendGate:
     """The per-process count of pending sends, of the sends it took and refused lately
-    (``backoff()``), and of the sends it owes a place (``acquire(retry=...)``)."""
+    (``backoff()``), and of the sends it owes a place (``acquire(client_id=...)``)."""
 
     # Refused / taken are counted over the current and the previous second.
     BACKOFF_BUCKET = 1.0
@@ -169,29 +166,30 @@ class SendGate:
             self._pending += 1
         return Slot(self)
 
-    def acquire(self, interface: str, retry: Retry = None) -> Slot:
+    def acquire(self, interface: str, client_id: Callable[[], Any] | None = None) -> Slot:
         """A slot, or :class:`Overloaded` (counted and logged for ``interface``) when every
         slot is taken or the worker runs late (``SEND_MAX_LAG``).
 
-        ``retry``: the send's key (``retry_key(client_id)``), or a callable returning it,
-        called only when the send would be refused. A refused send is owed a place: sent
-        again with the same key while the queue is still full, it is taken, up to
-        ``OWED_HEADROOM`` times the limit. Without it, the clients that were just
-        answered send again at once and take the freed slots, while the refused ones,
-        back after their ``retry_after``, find the queue full again and again."""
+        ``client_id``: returns the send's ``client_id``; called only when the send would
+        be refused. A refused send is owed a place: sent again with the same client_id
+        while the queue is still full, it is taken, up to ``OWED_HEADROOM`` times the
+        limit. Without it, the clients that were just answered send again at once and
+        take the freed slots, while the refused ones, back after their ``retry_after``,
+        find the queue full again and again. A worker running late refuses every send."""
+        fields: dict[str, float] = {}
         max_lag = chat_settings.SEND_MAX_LAG
         if max_lag is not None:
             lag, late = loop_lag.current(), delivery_lag.current()
             if lag > max_lag or late > max_lag:
-                raise self._refuse(interface, retry, lag=round(lag, 3), delivery_lag=round(late, 3))
-        slot = self.try_acquire()
+                fields = {"lag": round(lag, 3), "delivery_lag": round(late, 3)}
+        slot = None if fields else self.try_acquire()
         if slot is None:
-            key = retry() if callable(retry) else retry
+            key = retry_key(client_id()) if client_id is not None else None
             limit = chat_settings.SEND_QUEUE_LIMIT
-            if key is not None and limit is not None and self._repay(key):
+            if not fields and key is not None and limit is not None and self._repay(key):
                 slot = self.try_acquire(limit * self.OWED_HEADROOM)
             if slot is None:
-                raise self._refuse(interface, key)
+                raise self._refuse(interface, key, **fields)
         self._count(refused=False)
         return slot
 
@@ -201,10 +199,9 @@ class SendGate:
             due = self._owed.pop(key, None)
         return due is not None and self.clock() < due
 
-    def _refuse(self, interface: str, retry: Retry, **fields: Any) -> Overloaded:
+    def _refuse(self, interface: str, key: str | None, **fields: Any) -> Overloaded:
         factor = self.backoff()
         self._count(refused=True)
-        key = retry() if callable(retry) else retry
         if key is not None:
             due = self.clock() + self.OWED_FOR * self.MAX_BACKOFF * retry_after()
             with self._lock:

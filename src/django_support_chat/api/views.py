@@ -179,7 +179,7 @@ class ConversationDetailView(ChatAPIView):
         return self.conversation_response(self.get_conversation())
 
 
-def _client_id(request: Request) -> str | None:
+def _client_id(request: Request) -> Any:
     """The ``client_id`` of a send, read from the raw body only when the gate would refuse
     it (a resend is owed a place): before authentication and DRF's parsing, whose errors
     keep their usual answers."""
@@ -187,7 +187,7 @@ def _client_id(request: Request) -> str | None:
         body = json.loads(request._request.body)
     except (ValueError, RawPostDataException, SuspiciousOperation):
         return None
-    return sendqueue.retry_key(body.get("client_id")) if isinstance(body, dict) else None
+    return body.get("client_id") if isinstance(body, dict) else None
 
 
 class MessageListView(ChatAPIView):
@@ -206,7 +206,7 @@ class MessageListView(ChatAPIView):
         # A send holds a slot from before its first query (the session) to its response;
         # with SEND_QUEUE_LIMIT of them in progress in this process, 503 at once.
         if request.method == "POST":
-            self.send_slot = sendqueue.gate.acquire("http", retry=lambda: _client_id(request))
+            self.send_slot = sendqueue.gate.acquire("http", client_id=lambda: _client_id(request))
         super().initial(request, *args, **kwargs)
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:

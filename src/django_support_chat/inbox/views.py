@@ -637,9 +637,7 @@ def _header_response(request: HttpRequest, conversation: Conversation) -> HttpRe
 def reply(request: HttpRequest, pk: int) -> HttpResponse:
     # Pushback (docs/protocol.md, "Slowing down"): a slot until the reply is stored.
     try:
-        slot = sendqueue.gate.acquire(
-            "inbox", retry=lambda: sendqueue.retry_key(request.POST.get("client_id"))
-        )
+        slot = sendqueue.gate.acquire("inbox", client_id=lambda: request.POST.get("client_id"))
     except sendqueue.Overloaded as exc:
         message = _("The server is busy. Your reply will be sent again shortly.")
         return _busy(request, message, exc.retry_after)

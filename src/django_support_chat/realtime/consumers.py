@@ -830,9 +830,7 @@ class ConversationConsumerMixin(BaseChatConsumer):
         # Pushback: with SEND_QUEUE_LIMIT sends of this worker waiting for the database,
         # this one is refused at once rather than queued (docs/protocol.md).
         try:
-            slot = sendqueue.gate.acquire(
-                "ws", retry=lambda: sendqueue.retry_key(data.get("client_id"))
-            )
+            slot = sendqueue.gate.acquire("ws", client_id=lambda: data.get("client_id"))
         except sendqueue.Overloaded as exc:
             raise FrameError(
                 sendqueue.OVERLOADED,
