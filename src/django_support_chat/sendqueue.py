@@ -13,7 +13,10 @@ at once, cannot keep a refused one out.
 A send is also refused while the worker runs late by more than ``SEND_MAX_LAG`` seconds:
 its event loop (``LoopLag``), or the delivery of the events it published to its own
 sockets (``DeliveryLag``). The database queue is then short, but every frame and every
-delivery waits, so accepting more only makes all of them later.
+delivery waits, so accepting more only makes all of them later. Only while sends come
+fast (``LAG_DEMAND``): a worker that is late while it is offered a few sends a second is
+late for another reason (a busy machine, a pause), and refusing those would not make it
+catch up.
 
 REST requests run on many threads and WebSocket sends on the event loop, so the count is
 guarded by a lock. Refusals are counted (``support_chat_sends_rejected_total``) and logged
@@ -115,6 +118,9 @@ class SendGate:
     OWED_FOR = 3.0
     OWED_MAX = 10_000
     OWED_HEADROOM = 2
+    # A late worker refuses sends only once it was offered this many (taken and refused)
+    # over the last one to two seconds: 10-20 a second, a tenth of what one worker stores.
+    LAG_DEMAND = 20
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
@@ -144,12 +150,29 @@ class SendGate:
         demand, they come back about as fast as the worker takes them. Each refusal costs
         a frame or a whole request (a REST 503 costs about half a stored POST), so the
         wait grows from the first refusal on rather than once refusals outnumber sends."""
+        taken, refused = self._recent()
+        return min(self.MAX_BACKOFF, 1.0 + refused / max(taken, 1))
+
+    def _recent(self) -> tuple[int, int]:
+        """(taken, refused) over the last one to two seconds."""
         with self._lock:
             if self.clock() >= self._bucket_end + self.BACKOFF_BUCKET:
-                return 1.0
-            taken = self._counts[0] + self._previous[0]
-            refused = self._counts[1] + self._previous[1]
-        return min(self.MAX_BACKOFF, 1.0 + refused / max(taken, 1))
+                return 0, 0
+            return (
+                self._counts[0] + self._previous[0],
+                self._counts[1] + self._previous[1],
+            )
+
+    def lagging(self) -> dict[str, float]:
+        """``lag`` and ``delivery_lag`` when the worker runs later than ``SEND_MAX_LAG``
+        while sends come fast (``LAG_DEMAND``); else empty."""
+        max_lag = chat_settings.SEND_MAX_LAG
+        if max_lag is None:
+            return {}
+        lag, late = loop_lag.current(), delivery_lag.current()
+        if (lag > max_lag or late > max_lag) and sum(self._recent()) >= self.LAG_DEMAND:
+            return {"lag": round(lag, 3), "delivery_lag": round(late, 3)}
+        return {}
 
     @property
     def pending(self) -> int:
@@ -175,13 +198,9 @@ class SendGate:
         while the queue is still full, it is taken, up to ``OWED_HEADROOM`` times the
         limit. Without it, the clients that were just answered send again at once and
         take the freed slots, while the refused ones, back after their ``retry_after``,
-        find the queue full again and again. A worker running late refuses every send."""
-        fields: dict[str, float] = {}
-        max_lag = chat_settings.SEND_MAX_LAG
-        if max_lag is not None:
-            lag, late = loop_lag.current(), delivery_lag.current()
-            if lag > max_lag or late > max_lag:
-                fields = {"lag": round(lag, 3), "delivery_lag": round(late, 3)}
+        find the queue full again and again. A worker running late (``lagging()``)
+        refuses every send."""
+        fields = self.lagging()
         slot = None if fields else self.try_acquire()
         if slot is None:
             key = retry_key(client_id()) if client_id is not None else None
