@@ -19,7 +19,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import events, metrics, names, roles, signals
+from . import events, metrics, names, roles, signals, statements
 from .exceptions import ConversationClosed, PermissionDenied, ValidationError
 from .models import AuditEntry, Conversation, Message, Notification, NotificationPreference, Side
 from .payloads import conversation_data, message_data, notification_data
@@ -38,8 +38,8 @@ def side_of(user: Any, conversation: Conversation) -> Side:
 
 
 def _audit(actor: Any, action: str, conversation: Conversation, **details: Any) -> None:
-    AuditEntry.objects.create(
-        actor=actor, action=action, conversation=conversation, details=details
+    statements.insert(
+        AuditEntry(actor=actor, action=action, conversation=conversation, details=details)
     )
 
 
@@ -48,9 +48,10 @@ def _notify(conversation: Conversation, user_id: Any, type_: str, **payload: Any
     sockets (``notification:new``) once it commits. The event carries the conversation as
     the recipient's side sees it (a toast names the customer); built after the commit,
     outside the row lock."""
-    notification = Notification.objects.create(
+    notification = Notification(
         user_id=user_id, type=type_, payload={"conversation_id": conversation.pk, **payload}
     )
+    statements.insert(notification)
     side = Side.USER if user_id == conversation.customer_id else Side.STAFF
     events.publish(
         [events.user_group(user_id)],
@@ -172,10 +173,16 @@ def send_message(
             if side == Side.USER:
                 # The customer is the sender: no join for it. An assignee loads only if an
                 # event names it (a notification to the assignee, after the commit).
-                locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+                locked = statements.get(
+                    Conversation.objects.select_for_update(), conversation.pk, "lock"
+                )
                 locked.customer = sender
             else:
-                locked = _lock_with_customer(Conversation.objects.all()).get(pk=conversation.pk)
+                locked = statements.get(
+                    _lock_with_customer(Conversation.objects.all()),
+                    conversation.pk,
+                    "lock+customer",
+                )
                 if locked.assigned_to_id == sender.pk:
                     locked.assigned_to = sender  # another assignee loads if an event names it
             if not locked.is_open:
@@ -187,7 +194,7 @@ def send_message(
                     )
                 reopened = True
             now = timezone.now()
-            message = Message.objects.create(
+            message = Message(
                 conversation=locked,
                 sender=sender,
                 sender_side=side,
@@ -199,6 +206,7 @@ def send_message(
                 # order (a rolled-back send rolls back last_seq with it).
                 seq=locked.last_seq + 1,
             )
+            statements.insert(message)
             prefix, other = ("user", "staff") if side == Side.USER else ("staff", "user")
             # The sender has obviously seen everything up to its own message (the newest:
             # the row lock serialises sends), so its side has nothing unread. A customer
@@ -221,7 +229,7 @@ def send_message(
             # Plain values, like seq: the row is locked (SQLite has one writer at a time),
             # so what was read is what is there; an expression costs more to compile.
             changes[counter] = 1 if all_read else getattr(locked, counter) + 1
-            Conversation.objects.filter(pk=locked.pk).update(**changes)
+            statements.update(Conversation, locked.pk, changes)
             # The same values in memory, without reading the row back: it is locked.
             for name, value in changes.items():
                 setattr(locked, name, value)
