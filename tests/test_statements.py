@@ -72,9 +72,11 @@ def test_an_insert_stores_what_create_stores():
     details = {"message_id": mine.pk, "note": "ünïcode", "list": [1, None, True]}
     entry = AuditEntry(actor=staff, action="reply", conversation=conversation, details=details)
     statements.insert(entry)
+    assert compiled("insert", AuditEntry) is not None  # JSON bound as the ORM binds it
     assert row(entry)["details"] == details
     note = Notification(user_id=alice.pk, type="message_received", payload=details)
     statements.insert(note)
+    assert compiled("insert", Notification) is not None
     assert row(note)["payload"] == details
     assert row(note)["read_at"] is None
 

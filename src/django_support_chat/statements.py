@@ -189,9 +189,20 @@ def _compile_insert(obj: Model, alias: str) -> tuple[str, list[Any]] | None:
         return None
     sql, params = statements[0]
     mine = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
-    if list(params) != mine:
+    if not _same(params, mine):
         return None
     return sql, fields
+
+
+def _same(theirs: Any, mine: list[Any]) -> bool:
+    """Whether the compiler's parameters are the values this module binds. A JSON value is
+    bound wrapped (psycopg's ``Jsonb``), and two wrappers of one value are not equal: their
+    ``obj`` is compared."""
+    theirs = list(theirs)
+    return len(theirs) == len(mine) and all(
+        a == b or (type(a) is type(b) and hasattr(a, "obj") and a.obj == b.obj)
+        for a, b in zip(theirs, mine, strict=True)
+    )
 
 
 def update(model: type[Model], pk: Any, changes: dict[str, Any]) -> int:
@@ -237,6 +248,6 @@ def _compile_update(
         return None
     mine = [_update_value(field, changes[name], connection) for name, field in fields]
     mine.append(model._meta.pk.get_db_prep_value(pk, connection))
-    if not sql or list(params) != mine:
+    if not sql or not _same(params, mine):
         return None
     return sql, fields
