@@ -175,6 +175,12 @@ async def test_an_open_socket_keeps_only_what_it_reads(alice):
         "kwargs": {"conversation_id": alice["conv"].pk},
     }
     assert socket.frame_times == ()  # no list until the first frame
+    # No conversation instance once hello is sent: its id and customer (ints) only.
+    assert socket.conversation is None
+    assert (socket.conversation_id, socket.conversation_customer_id) == (
+        alice["conv"].pk,
+        alice["user"].pk,
+    )
     await communicator.send_to(text_data=json.dumps({"type": "heartbeat", "ref": 1}))
     assert json.loads(await communicator.receive_from(timeout=5))["type"] == "heartbeat"
     assert len(socket.frame_times) == 1

@@ -8,7 +8,6 @@ Frames and close codes are documented in docs/protocol.md.
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import logging
 import time
@@ -259,6 +258,9 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         "client_waited_at",
         "close_logged",
         "conversation",
+        "conversation_customer_id",
+        "conversation_db",
+        "conversation_id",
         "counted_open",
         "counterpart_online",
         "flood_logged",
@@ -281,7 +283,12 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
     # The session this socket lives on (cookie, or the session a token came from); never
     # sent anywhere, only re-checked by the watchdog. None: a token issued without one.
     auth_session_key: str | None
+    # The row as loaded by authorize(), until hello() has sent it; then only its id, its
+    # customer and the database it came from: an instance per idle socket costs ~0.4 KB.
     conversation: Conversation | None
+    conversation_id: int | None
+    conversation_customer_id: Any
+    conversation_db: str | None
     last_seen: float
     busy_since: float | None  # set while a message is being handled
     # When a send to this client last had to wait for it (a full buffer): events published
@@ -308,7 +315,8 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user = self.session_fingerprint = self.auth_session_key = None
-        self.conversation = None
+        self.conversation = self.conversation_id = self.conversation_customer_id = None
+        self.conversation_db = None
         self.last_seen = self.typing_sent_at = self.client_waited_at = 0.0
         self.busy_since = self.counterpart_online = self.typing_task = None
         self.ready = self.joined = self.present = self.counted_open = False
@@ -362,7 +370,7 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         self.last_seen = time.monotonic()
         self.ready = True
         Watchdog.for_running_loop().add(self)
-        conversation_id = self.conversation.pk if self.conversation is not None else None
+        conversation_id = self.conversation_id
         logger.info(
             "ws.connect route=%s user=%s conversation=%s",
             self.route,
@@ -556,7 +564,7 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         if getattr(self, "present", False):
             self.present = False
             steps.append(self._leave_presence())
-        if self.typing_task is not None and self.conversation is not None:
+        if self.typing_task is not None and self.conversation_id is not None:
             self.typing_task = None
             steps.append(self._relay_typing(events.TYPING_STOP))
         groups = self.groups_to_join() if getattr(self, "joined", False) else []
@@ -601,8 +609,8 @@ class BaseChatConsumer(AsyncJsonWebsocketConsumer):
         """Tell whoever watches this user that they came online or went offline."""
         data = {"user_id": self.user.pk, "online": online, "side": self.side.value}
         groups = [events.STAFF_GROUP]
-        if self.conversation is not None:
-            groups.append(events.conversation_group(self.conversation.pk))
+        if self.conversation_id is not None:
+            groups.append(events.conversation_group(self.conversation_id))
         if self.side == Side.STAFF:
             data["support_online"] = online or await get_presence_store().staff_online()
             groups.append(CUSTOMERS_GROUP)
@@ -796,8 +804,8 @@ class ConversationConsumerMixin(BaseChatConsumer):
         )()
 
     def groups_to_join(self) -> list[str]:
-        assert self.conversation is not None
-        return [*super().groups_to_join(), events.conversation_group(self.conversation.pk)]
+        assert self.conversation_id is not None
+        return [*super().groups_to_join(), events.conversation_group(self.conversation_id)]
 
     async def hello(self) -> dict[str, Any]:
         frame = await super().hello()
@@ -809,24 +817,35 @@ class ConversationConsumerMixin(BaseChatConsumer):
         frame["data"]["last_message_id"] = conversation.last_message_id or 0
         # For the socket's lifetime keep only what the loop reads (the id and the customer),
         # not the row, customer, assignee and last message loaded for hello: about 3 KB per
-        # idle socket. The other fields are deferred; services refresh the copies they get.
-        self.conversation = Conversation.from_db(
-            conversation._state.db,
-            ["id", "customer_id"],
-            [conversation.pk, conversation.customer_id],
-        )
+        # idle socket (slim_conversation() makes an instance when a frame needs one).
+        self.conversation = None
         presence = await self.counterpart_presence()
         if presence is not None:
             self.counterpart_online = presence["online"]
             frame["data"]["presence"] = presence
         return frame
 
-    async def on_send(self, data: dict[str, Any], ref: Any) -> None:
-        assert self.conversation is not None
+    def hold(self, conversation: Conversation | None) -> Conversation | None:
+        """Keep the conversation authorize() loaded (for hello), and its id and customer
+        for the socket's lifetime."""
+        if conversation is not None:
+            self.conversation = conversation
+            self.conversation_id, self.conversation_db = conversation.pk, conversation._state.db
+            self.conversation_customer_id = conversation.customer_id
+        return conversation
 
-        # A copy: the service locks and re-reads the row, and refreshes the instance it is
-        # given; this socket's own instance is left to the event loop.
-        conversation = copy.copy(self.conversation)
+    def slim_conversation(self) -> Conversation:
+        """A new instance with the id and the customer only (the others deferred), for a
+        service: it locks and re-reads the row and refreshes the instance it is given."""
+        assert self.conversation_id is not None
+        return Conversation.from_db(
+            self.conversation_db,
+            ["id", "customer_id"],
+            [self.conversation_id, self.conversation_customer_id],
+        )
+
+    async def on_send(self, data: dict[str, Any], ref: Any) -> None:
+        conversation = self.slim_conversation()
         # Pushback: with SEND_QUEUE_LIMIT sends of this worker waiting for the database,
         # this one is refused at once rather than queued (docs/protocol.md).
         try:
@@ -884,11 +903,11 @@ class ConversationConsumerMixin(BaseChatConsumer):
         await self.reply("message:sent", {"message": payload, "created": created}, ref)
 
     async def _relay_typing(self, event_type: str) -> None:
-        assert self.conversation is not None
+        assert self.conversation_id is not None
         event = events.envelope(
             event_type,
             {
-                "conversation_id": self.conversation.pk,
+                "conversation_id": self.conversation_id,
                 "user_id": self.user.pk,
                 "side": self.side.value,
             },
@@ -896,7 +915,7 @@ class ConversationConsumerMixin(BaseChatConsumer):
         # Best effort, like every event: a layer that is down must not fail the frame (a
         # message:send whose answer would be lost with it).
         await events.send_to_groups(
-            [events.conversation_group(self.conversation.pk)],
+            [events.conversation_group(self.conversation_id)],
             events.group_message(event, origin=self.channel_name),
         )
 
@@ -927,8 +946,7 @@ class ConversationConsumerMixin(BaseChatConsumer):
             await self._relay_typing(events.TYPING_STOP)
 
     async def _conversation_call(self, func: Any, *args: Any, scope: str | None = None) -> None:
-        assert self.conversation is not None
-        conversation = copy.copy(self.conversation)  # see on_send
+        conversation = self.slim_conversation()
         user = self.user
 
         def call() -> Any:
@@ -957,8 +975,8 @@ class ConversationConsumerMixin(BaseChatConsumer):
         by_seq = "after_seq" in data
         field = "seq" if by_seq else "id"
         after = _int_field(data, "after_seq" if by_seq else "after_id")
-        assert self.conversation is not None
-        pk, side, size = self.conversation.pk, self.side, chat_settings.HISTORY_PAGE_SIZE
+        assert self.conversation_id is not None
+        pk, side, size = self.conversation_id, self.side, chat_settings.HISTORY_PAGE_SIZE
 
         user = self.user
 
@@ -988,9 +1006,10 @@ class CustomerConsumer(ConversationConsumerMixin):
     route = "customer"
 
     async def authorize(self) -> int | None:
-        self.conversation = await self.load_conversation()
-        if self.conversation is None or self.conversation.customer_id != self.user.pk:
+        conversation = await self.load_conversation()
+        if conversation is None or conversation.customer_id != self.user.pk:
             return CLOSE_NOT_FOUND
+        self.hold(conversation)
         return None
 
     def groups_to_join(self) -> list[str]:
@@ -1018,12 +1037,11 @@ class StaffConversationConsumer(ConversationConsumerMixin):
     async def authorize(self) -> int | None:
         if not await database_sync_to_async(roles.is_staff)(self.user):
             return CLOSE_FORBIDDEN
-        self.conversation = await self.load_conversation()
-        return CLOSE_NOT_FOUND if self.conversation is None else None
+        conversation = self.hold(await self.load_conversation())
+        return CLOSE_NOT_FOUND if conversation is None else None
 
     async def counterpart_presence(self) -> dict[str, Any] | None:
-        assert self.conversation is not None
-        customer_id = self.conversation.customer_id
+        customer_id = self.conversation_customer_id
         online = await get_presence_store().is_online(customer_id)
         return {"user_id": customer_id, "online": online, "side": Side.USER.value}
 
@@ -1031,7 +1049,7 @@ class StaffConversationConsumer(ConversationConsumerMixin):
     async def counterpart_presences(
         cls, sockets: list[BaseChatConsumer]
     ) -> list[dict[str, Any] | None]:
-        ids = [socket.conversation.customer_id for socket in sockets]  # type: ignore[union-attr]
+        ids = [socket.conversation_customer_id for socket in sockets]
         online = await get_presence_store().online(sorted(set(ids)))
         return [{"user_id": pk, "online": pk in online, "side": Side.USER.value} for pk in ids]
 
