@@ -81,10 +81,7 @@ def get(queryset: QuerySet, pk: Any, what: str) -> Model:
     if select.converted:
         row = list(row)
         for position, expression in select.converted:
-            converters = connection.ops.get_db_converters(
-                expression
-            ) + expression.get_db_converters(connection)
-            for convert in converters:
+            for convert in _converters(expression, connection):
                 row[position] = convert(row[position], expression, connection)
     (_, _, attnames, columns), *related = select.parts
     obj = model.from_db(alias, attnames, row[columns])
@@ -135,9 +132,15 @@ def _compile_select(queryset: QuerySet, pk: Any, alias: str) -> _Select | None:
     converted = [
         (position, column)
         for position, column in enumerate(columns)
-        if connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        if _converters(column, connection)
     ]
     return _Select(sql, parts, converted)
+
+
+def _converters(expression: Any, connection: Any) -> list[Any]:
+    """What the compiler applies to a column read: the backend's converters, then the
+    field's (``from_db_value``). Looked up per read, on the connection of the thread."""
+    return connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
 
 
 def insert(obj: Model) -> None:
@@ -146,18 +149,16 @@ def insert(obj: Model) -> None:
     model = type(obj)
     alias = router.db_for_write(model, instance=obj)
     connection = connections[alias]
-    if pre_save.has_listeners(model) or post_save.has_listeners(model):
-        obj.save(force_insert=True, using=alias)
-        return
-    key = (alias, connection.vendor, "insert", model)
-    compiled = _remember(key, lambda: _compile_insert(obj, alias))
+    compiled = None
+    if not (pre_save.has_listeners(model) or post_save.has_listeners(model)):
+        key = (alias, connection.vendor, "insert", model)
+        compiled = _remember(key, lambda: _compile_insert(obj, alias))
     if compiled is None:
         obj.save(force_insert=True, using=alias)
         return
     sql, fields = compiled
-    params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, _insert_params(obj, fields, connection))
         obj.pk = cursor.fetchone()[0]
     obj._state.adding = False
     obj._state.db = alias
@@ -188,10 +189,13 @@ def _compile_insert(obj: Model, alias: str) -> tuple[str, list[Any]] | None:
     if len(statements) != 1:
         return None
     sql, params = statements[0]
-    mine = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
-    if not _same(params, mine):
+    if not _same(params, _insert_params(obj, fields, connection)):
         return None
     return sql, fields
+
+
+def _insert_params(obj: Model, fields: list[Any], connection: Any) -> list[Any]:
+    return [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
 
 
 def _same(theirs: Any, mine: list[Any]) -> bool:
@@ -210,24 +214,31 @@ def update(model: type[Model], pk: Any, changes: dict[str, Any]) -> int:
     for foreign keys allowed); the number of rows changed."""
     alias = router.db_for_write(model)
     connection = connections[alias]
-    if any(hasattr(value, "resolve_expression") for value in changes.values()):
-        return model._base_manager.using(alias).filter(pk=pk).update(**changes)
-    key = (alias, connection.vendor, "update", model, tuple(changes))
-    compiled = _remember(key, lambda: _compile_update(model, pk, changes, alias))
+    compiled = None
+    if not any(hasattr(value, "resolve_expression") for value in changes.values()):
+        key = (alias, connection.vendor, "update", model, tuple(changes))
+        compiled = _remember(key, lambda: _compile_update(model, pk, changes, alias))
     if compiled is None:
         return model._base_manager.using(alias).filter(pk=pk).update(**changes)
     sql, fields = compiled
-    params = [_update_value(field, changes[name], connection) for name, field in fields]
-    params.append(model._meta.pk.get_db_prep_value(pk, connection))
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, _update_params(model, pk, changes, fields, connection))
         return cursor.rowcount
 
 
-def _update_value(field: Any, value: Any, connection: Any) -> Any:
-    if hasattr(value, "prepare_database_save"):
-        value = value.prepare_database_save(field)
-    return field.get_db_prep_save(value, connection=connection)
+def _update_params(
+    model: type[Model], pk: Any, changes: dict[str, Any], fields: list[Any], connection: Any
+) -> list[Any]:
+    """The SET values, prepared as the update compiler prepares them (a model instance
+    for a foreign key becomes its key), then the primary key of the WHERE."""
+    params = []
+    for name, field in fields:
+        value = changes[name]
+        if hasattr(value, "prepare_database_save"):
+            value = value.prepare_database_save(field)
+        params.append(field.get_db_prep_save(value, connection=connection))
+    params.append(model._meta.pk.get_db_prep_value(pk, connection))
+    return params
 
 
 def _compile_update(
@@ -246,8 +257,6 @@ def _compile_update(
     ]
     if any(name not in (field.name, field.attname) for name, field in fields):
         return None
-    mine = [_update_value(field, changes[name], connection) for name, field in fields]
-    mine.append(model._meta.pk.get_db_prep_value(pk, connection))
-    if not sql or not _same(params, mine):
+    if not sql or not _same(params, _update_params(model, pk, changes, fields, connection)):
         return None
     return sql, fields

@@ -825,14 +825,12 @@ class ConversationConsumerMixin(BaseChatConsumer):
             frame["data"]["presence"] = presence
         return frame
 
-    def hold(self, conversation: Conversation | None) -> Conversation | None:
+    def hold(self, conversation: Conversation) -> None:
         """Keep the conversation authorize() loaded (for hello), and its id and customer
         for the socket's lifetime."""
-        if conversation is not None:
-            self.conversation = conversation
-            self.conversation_id, self.conversation_db = conversation.pk, conversation._state.db
-            self.conversation_customer_id = conversation.customer_id
-        return conversation
+        self.conversation = conversation
+        self.conversation_id, self.conversation_db = conversation.pk, conversation._state.db
+        self.conversation_customer_id = conversation.customer_id
 
     def slim_conversation(self) -> Conversation:
         """A new instance with the id and the customer only (the others deferred), for a
@@ -1037,8 +1035,11 @@ class StaffConversationConsumer(ConversationConsumerMixin):
     async def authorize(self) -> int | None:
         if not await database_sync_to_async(roles.is_staff)(self.user):
             return CLOSE_FORBIDDEN
-        conversation = self.hold(await self.load_conversation())
-        return CLOSE_NOT_FOUND if conversation is None else None
+        conversation = await self.load_conversation()
+        if conversation is None:
+            return CLOSE_NOT_FOUND
+        self.hold(conversation)
+        return None
 
     async def counterpart_presence(self) -> dict[str, Any] | None:
         customer_id = self.conversation_customer_id
