@@ -214,3 +214,38 @@ def test_another_database_takes_the_orm_path(monkeypatch):
     assert compiled("update", Conversation, ()) == "missing"
     assert any(v is None for k, v in statements._compiled.items() if k[2] == "update")
     assert compiled("get", Conversation, "lock") is None
+
+
+def test_the_statements_of_a_send_share_one_cursor_and_execute_wrappers_see_them():
+    """Outside a debug cursor, a thread's statements run on one kept cursor; whatever a
+    site wraps around execution (``connection.execute_wrapper``) still sees each one."""
+    alice = UserFactory()
+    staff = UserFactory(is_staff=True)
+    conversation = ConversationFactory(customer=alice)
+    seen: list[tuple[str, object]] = []
+
+    def spy(execute, sql, params, many, context):
+        seen.append((sql.split()[0], context["cursor"]))  # kept alive: ids stay distinct
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(spy):
+        services.send_message(conversation, alice, "first", uuid.uuid4())
+        services.send_message(conversation, staff, "a reply", uuid.uuid4())
+    kinds = [kind for kind, _ in seen]
+    # the customer's lock, message, UPDATE; the staff reply's lock, message, UPDATE,
+    # audit entry and notification (and whatever the ORM asks meanwhile)
+    assert kinds.count("INSERT") == 4 and kinds.count("UPDATE") == 2, kinds
+    mine = {id(cursor) for kind, cursor in seen if kind in ("INSERT", "UPDATE")}
+    assert len(mine) == 1  # one cursor for all of them
+    assert Message.objects.filter(conversation=conversation).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_send_after_the_connection_closed_takes_a_new_cursor():
+    alice = UserFactory()
+    conversation = ConversationFactory(customer=alice)
+    services.send_message(conversation, alice, "before", uuid.uuid4())
+    connection.close()  # as at the end of a request, or a database restart
+    message, created = services.send_message(conversation, alice, "after", uuid.uuid4())
+    assert created and Message.objects.get(pk=message.pk).text == "after"
+    assert statements._kept.cursors["default"][0] is connection.connection

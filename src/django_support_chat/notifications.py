@@ -151,16 +151,14 @@ def schedule_for_message(message: Message, conversation: Conversation) -> list[E
     if not email_enabled():
         return []
     now = timezone.now()
-    waiting = EmailNotification.objects.filter(
-        conversation=conversation, status=Status.PENDING
-    ).order_by()
     every_staff = _to_every_staff(message, conversation)
     if every_staff:
         if not email_settings().get("unassigned_to_all_staff", True):
             return []
         key = ((conversation.pk, conversation.created_at), EVERY_STAFF)
         if _window_open(key, now):
-            return []
+            return []  # the usual case: no query, and no queryset built for one
+        waiting = _waiting(conversation)
         ids = waiting.values_list("recipient_id", flat=True)
         todo = recipients_for(message, conversation, excluding=ids)  # one query
         earliest = None
@@ -173,7 +171,7 @@ def schedule_for_message(message: Message, conversation: Conversation) -> list[E
         key = ((conversation.pk, conversation.created_at), todo[0][0])
         if _window_open(key, now):
             return []
-        pending = dict(waiting.values_list("recipient_id", "due_at"))
+        pending = dict(_waiting(conversation).values_list("recipient_id", "due_at"))
         earliest = min((pending[r] for r, _ in todo if r in pending), default=None)
         todo = [r for r in todo if r[0] not in pending]
     due_at = now + timedelta(seconds=chat_settings.EMAIL_DELAY)
@@ -182,6 +180,12 @@ def schedule_for_message(message: Message, conversation: Conversation) -> list[E
         earliest = due_at
     _remember_window(key, earliest)
     return created
+
+
+def _waiting(conversation: Conversation) -> Any:
+    return EmailNotification.objects.filter(
+        conversation=conversation, status=Status.PENDING
+    ).order_by()
 
 
 def _create_pending_rows(
