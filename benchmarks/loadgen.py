@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import random
 import re
 import time
@@ -437,11 +438,13 @@ class LoadGen:
         sides: str = "cs",
         total_rate: float | None = None,
         retry: bool = False,
+        window: float | None = None,
     ) -> dict[str, Any]:
         """Offer ``rate_per_conv`` messages/s to every complete conversation (or
         ``total_rate`` messages/s in all) for ``duration`` s, each from a random side of
         ``sides`` ("c" customer, "s" staff). With ``retry``, slow-down error frames are
-        retried after their ``retry_after`` with the same ``client_id``."""
+        retried after their ``retry_after`` with the same ``client_id``. With ``window``,
+        the counters span a whole multiple of ``window`` seconds (see Config.cpu_window)."""
         self.steps_run += 1
         convs = [
             i
@@ -502,6 +505,9 @@ class LoadGen:
         ):
             await asyncio.sleep(0.05)  # polling: a delivery is a counter, not an event
             expected = len(st.sent) * st.expected_per_msg
+        if window:
+            spent = loop.time() - t0
+            await asyncio.sleep(window * math.ceil(spent / window) - spent)
         end_ns = time.perf_counter_ns()
         after = probe() if probe else {}
         per_msg: dict[int, int] = {}

@@ -537,7 +537,15 @@ def render_ws(results: dict[str, Any], add: Any) -> None:
         "(customer → staff: delivered to the conversation's staff socket and every lobby; staff "
         "→ customer: to the customer socket and every lobby), the worker's CPU (user + "
         "system; with `--workers`, summed over the process tree) less the idle baseline of the "
-        "same sockets, per acknowledged message. Sustained: a ladder of offered rates ("
+        "same sockets, per acknowledged message"
+        + (
+            f" (the baseline and each step span whole windows of {cfg['cpu_window']:g} s, the "
+            "heartbeat interval: the periodic work of both servers, heartbeats and the "
+            "plugin's watchdog sweep, falls in each window once)"
+            if cfg.get("cpu_window")
+            else ""
+        )
+        + ". Sustained: a ladder of offered rates ("
         + ", ".join(f"{r:g}" for r in cfg["ladder"])
         + " messages/s, random sides), each for "
         f"{cfg['duration']:g} s, stopped at the first step that misses; the clients retry "
@@ -1017,7 +1025,13 @@ CAVEATS = """## Caveats
 - One Python load-generator process: at the floor's highest ladder steps it can be the
   limit (the floor's sustained rate is then a lower bound).
 - CPU per message is net of the idle baseline (heartbeats and presence of the same sockets,
-  measured right after the ramp) and divided by the messages the server acknowledged.
+  measured right after the ramp) and divided by the messages the server acknowledged. In
+  full mode the baseline and the steps span whole heartbeat intervals (10 s), so the
+  periodic work (the watchdog's sweep) is in each of them once; quick mode measures shorter
+  windows and its CPU figures move more from run to run.
+- The email worker runs, as in production, but each plugin arm's pending email rows are
+  deleted when the arm ends: they fall due 120 s after their window opened, and the burst
+  of the email worker and PostgreSQL would land in the next arm's measurements.
 - PostgreSQL runs with its defaults, fsync on: every commit waits for the disk of this
   machine (a cloud VM's virtual disk), as it would in production.
 """

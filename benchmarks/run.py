@@ -69,7 +69,14 @@ class Config:
     pushback_drain: float = 30.0
     ramp_rate: float = 400.0
     warmup: float = 2.0
-    idle_baseline: float = 2.0
+    # The idle baseline and the CPU-per-message steps measure whole windows of this many
+    # seconds (None: as long as they take). Both servers do periodic work once per
+    # heartbeat interval (10 s): the clients' heartbeats and, in the plugin, the
+    # watchdog's sweep (presence, authorization re-check). A window of whole intervals
+    # holds each of them exactly once per interval; a 2 s baseline held the sweep or not,
+    # and the net CPU per message moved by a quarter with it.
+    cpu_window: float | None = 10.0
+    idle_baseline: float = 10.0
     idle_sockets: int = 2000
     # scale-out: uvicorn --workers W; the full WebSocket steps on the first, CPU per message
     # only on the others
@@ -111,6 +118,7 @@ QUICK = Config(
     pushback_drain=4.0,
     ramp_rate=800.0,
     warmup=0.3,
+    cpu_window=None,
     idle_baseline=0.3,
     idle_sockets=150,
     rest_clients=[100, 500],
@@ -480,9 +488,12 @@ async def ws_arm(
     pushback: bool = False,
     idle_count: int = 0,
     profile_path: Path | None = None,
+    cpu: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One server's WebSocket steps: (idle sockets,) ramp, idle baseline, CPU per message
-    each way, the sustained ladder, (pushback,) (a profiled step)."""
+    each way, the sustained ladder, (pushback,) (a profiled step). ``cpu``: the idle
+    baseline and CPU-per-message steps measured already (``cpu_windows``), kept as they
+    are instead."""
     out: dict[str, Any] = {"target": target.name}
     if idle_count:
         out["idle"] = await idle_sockets(target, idle_count, cfg, probe, offset=cfg.conversations)
@@ -506,7 +517,6 @@ async def ws_arm(
     await gen.each_once()
     await gen.step(0, cfg.warmup, cfg.drain, None, total_rate=cfg.direction_rate, abort_after=None)
     await asyncio.sleep(0.3)
-    out["idle_baseline"] = await gen.measure_idle(cfg.idle_baseline, probe)
     stored: list[str] = []
 
     async def step(kind: str, every: bool = False, **kw: Any) -> dict[str, Any]:
@@ -528,12 +538,20 @@ async def ws_arm(
         await asyncio.sleep(0.1)
         return res
 
-    out["c2s"] = await step(
-        "customer->staff", total_rate=cfg.direction_rate, sides="c", abort_after=cfg.abort_after
-    )
-    out["s2c"] = await step(
-        "staff->customer", total_rate=cfg.direction_rate, sides="s", abort_after=cfg.abort_after
-    )
+    if cpu is not None:
+        out.update(cpu)
+        stored.extend(cpu.get("_stored_ids", []))
+        out.pop("_stored_ids", None)
+    else:
+        out["idle_baseline"] = await gen.measure_idle(cfg.idle_baseline, probe)
+        for key, kind, sides in CPU_STEPS:
+            out[key] = await step(
+                kind,
+                total_rate=cfg.direction_rate,
+                sides=sides,
+                abort_after=cfg.abort_after,
+                window=cfg.cpu_window,
+            )
     out["ladder"] = []
     if ladder:
         for rate in cfg.ladder:
@@ -578,6 +596,78 @@ async def ws_arm(
     return out
 
 
+CPU_STEPS = (("c2s", "customer->staff", "c"), ("s2c", "staff->customer", "s"))
+
+
+async def cpu_windows(
+    targets: dict[str, Target], pids: dict[str, int], cfg: Config, probe: Probe
+) -> dict[str, dict[str, Any]]:
+    """CPU per message of every target, measured side by side: the sockets of all of them
+    open at once, then each target's idle baseline and each direction's step in turn,
+    plugin and floor one after the other, so a change in the machine's load (another job,
+    the disk) falls on both arms alike rather than on whichever ran at the time."""
+    gens: dict[str, LoadGen] = {}
+    out: dict[str, dict[str, Any]] = {name: {} for name in targets}
+    try:
+        for name, target in targets.items():
+            # first-use costs paid by a few sockets first, as in ws_arm
+            pre = LoadGen(target, 2, 1)
+            await pre.ramp(pre.plan_sockets(), rate=cfg.ramp_rate)
+            await pre.step(0, cfg.warmup, cfg.drain, None, total_rate=20.0, abort_after=None)
+            await pre.close()
+            gen = gens[name] = LoadGen(target, cfg.conversations, cfg.lobbies)
+            out[name]["cpu_ramp"] = await gen.ramp(gen.plan_sockets(), rate=cfg.ramp_rate)
+            await gen.each_once()
+            await gen.step(
+                0, cfg.warmup, cfg.drain, None, total_rate=cfg.direction_rate, abort_after=None
+            )
+        await asyncio.sleep(0.3)
+        for name, gen in gens.items():
+            probe.worker_pid = pids[name]
+            out[name]["idle_baseline"] = await gen.measure_idle(cfg.idle_baseline, probe)
+        for key, kind, sides in CPU_STEPS:
+            for name, gen in gens.items():
+                probe.worker_pid = pids[name]
+                probe.pg.reset()
+                res = await gen.step(
+                    0,
+                    cfg.duration,
+                    cfg.drain,
+                    probe,
+                    total_rate=cfg.direction_rate,
+                    sides=sides,
+                    abort_after=cfg.abort_after,
+                    window=cfg.cpu_window,
+                )
+                res["kind"] = kind
+                if name == "plugin":
+                    res["_client_ids"] = list(gen.last_acked_client_ids)
+                    res["stored_scope"] = "acknowledged"
+                    out[name].setdefault("_stored_ids", []).extend(gen.last_acked_client_ids)
+                out[name][key] = res
+                log(f"    {name} {kind}: {brief(res)}")
+                await asyncio.sleep(0.1)
+    finally:
+        for gen in gens.values():
+            await gen.close()
+    return out
+
+
+def cpu_order(names: list[str], run: int) -> list[str]:
+    """Which target measures first: the plugin in odd runs, the floor in even ones."""
+    return list(names) if run % 2 else list(reversed(names))
+
+
+def measure_cpu(
+    servers: dict[str, tuple[Target, Any]], cfg: Config, probe: Probe
+) -> dict[str, dict[str, Any]]:
+    names = ", ".join(servers)
+    log(f"  CPU per message, side by side: {names}")
+    targets = {name: target for name, (target, _proc) in servers.items()}
+    pids = {name: proc.pid for name, (_target, proc) in servers.items()}
+    return asyncio.run(cpu_windows(targets, pids, cfg, probe))
+
+
 def run_ws_arm(
     svc: Services,
     name: str,
@@ -612,6 +702,12 @@ def run_ws_arm(
         load=load_span(mark),
         fresh_server=not keep,
     )
+    if name == "plugin":
+        # This arm's email windows fall due EMAIL_DELAY (120 s) after they opened, and the
+        # email worker's burst (a row per staff member per conversation) would land in
+        # whichever arm runs then: the relay's or the next plugin arm's CPU steps.
+        res["email_backlog_dropped"] = djangoside.drop_email_backlog()
+        log(f"    dropped this arm's {res['email_backlog_dropped']} pending email rows")
     ids = res.pop("_stored_ids")
     if ids:
         res["stored"] = djangoside.stored_once(ids)
@@ -998,6 +1094,9 @@ def main() -> int:
                 for n in ws_targets
             }
             for run in range(1, cfg.runs + 1):
+                cpu = measure_cpu(
+                    {n: servers[(run, n)] for n in cpu_order(ws_targets, run)}, cfg, probe
+                )
                 for name in ws_targets:
                     profiled = name == "plugin" and run == cfg.runs and "profile" not in skip
                     arms.append(
@@ -1015,6 +1114,7 @@ def main() -> int:
                             profile_path=(
                                 RESULTS_DIR / f"profile-{cfg.mode}-ws.txt" if profiled else None
                             ),
+                            cpu=cpu[name],
                         )
                     )
             results["ws"] = arms
@@ -1036,6 +1136,9 @@ def main() -> int:
                 }
                 try:
                     for run in range(1, cfg.runs_of("scaleout") + 1):
+                        cpu = measure_cpu(
+                            {n: servers[n] for n in cpu_order(ws_targets, run)}, cfg, probe
+                        )
                         for name in ws_targets:
                             arms.append(
                                 run_ws_arm(
@@ -1052,6 +1155,7 @@ def main() -> int:
                                     server=servers[name],
                                     keep=True,
                                     pushback=full and name == "plugin" and cfg.scaleout_pushback,
+                                    cpu=cpu[name],
                                 )
                             )
                 finally:
