@@ -834,9 +834,9 @@ def render_memory(results: dict[str, Any], add: Any) -> None:
         "heartbeating) on a fresh worker of their own: (RSS with them - RSS with 10) / sockets. "
         "permessage-deflate off = uvicorn `--ws-per-message-deflate false`; on = uvicorn's "
         "default (the client always offers it, like browsers). Under load: (RSS after the "
-        "one-worker WebSocket steps - RSS before their ramp, after 5 sockets and a few "
-        "messages paid the first-use costs) / their sockets, message buffers and caches "
-        "included."
+        "one-worker WebSocket steps - RSS of the fresh server before its first ramp, after 5 "
+        "sockets and a few messages paid the first-use costs) / the sockets open, message "
+        "buffers and caches included."
     )
     add("")
     rows = []

@@ -115,7 +115,7 @@ QUICK = Config(
     drain=1.0,
     abort_after=2.0,
     pushback_duration=1.0,
-    pushback_drain=4.0,
+    pushback_drain=10.0,
     ramp_rate=800.0,
     warmup=0.3,
     cpu_window=None,
@@ -615,6 +615,10 @@ async def cpu_windows(
             await pre.ramp(pre.plan_sockets(), rate=cfg.ramp_rate)
             await pre.step(0, cfg.warmup, cfg.drain, None, total_rate=20.0, abort_after=None)
             await pre.close()
+            await asyncio.sleep(0.2)
+            # the fresh server's baseline for "RSS per socket under load" (ws_arm reads the
+            # RSS at its end): its own ramp would find this phase's freed memory to reuse
+            out[name]["rss_before"] = proc_rss(pids[name])
             gen = gens[name] = LoadGen(target, cfg.conversations, cfg.lobbies)
             out[name]["cpu_ramp"] = await gen.ramp(gen.plan_sockets(), rate=cfg.ramp_rate)
             await gen.each_once()
