@@ -109,8 +109,12 @@ def test_counters_are_summed_over_two_workers(workers):
     # (``counted`` waited for at least five of each).
     assert not any(labels and dict(labels).get("pid") for _, labels in while_open)
 
+    seen: dict[Any, float] = {}
+
     def closed() -> dict[Any, float]:
         scraped = scrape(http_b)  # now the other worker
+        seen.clear()
+        seen.update((k, v) for k, v in scraped.items() if "closes" in k[0] or "open" in k[0])
         done = [
             value(scraped, "support_chat_ws_closes_total", route=route, code="1000")
             for route in ("customer", "staff_conversation")
@@ -118,12 +122,12 @@ def test_counters_are_summed_over_two_workers(workers):
         return scraped if done == [2, 2] else {}
 
     # The closes reach the servers a moment after the clients' close handshake: poll.
-    after = wait_for(closed)
+    after = wait_for(closed, describe=lambda: seen)
     assert value(after, "support_chat_ws_open_sockets", route="customer") == 0
     assert value(after, "support_chat_ws_open_sockets", route="staff_conversation") == 0
 
 
-def wait_for(probe: Any, timeout: float = 10) -> Any:
+def wait_for(probe: Any, timeout: float = 10, describe: Any = None) -> Any:
     import time
 
     deadline = time.monotonic() + timeout
@@ -132,4 +136,4 @@ def wait_for(probe: Any, timeout: float = 10) -> Any:
         if result:
             return result
         time.sleep(0.1)
-    raise AssertionError(f"not within {timeout}s")
+    raise AssertionError(f"not within {timeout}s" + (f": {describe()}" if describe else ""))
