@@ -479,6 +479,15 @@ async def idle_sockets(
     }
 
 
+async def pay_first_use(target: Target, cfg: Config) -> None:
+    """First-use costs (imports, the database pool, per-thread state) paid by a few sockets
+    before an RSS baseline, so "RSS per socket under load" is per socket, not per server."""
+    pre = LoadGen(target, 2, 1)
+    await pre.ramp(pre.plan_sockets(), rate=cfg.ramp_rate)
+    await pre.step(0, cfg.warmup, cfg.drain, None, total_rate=20.0, abort_after=None)
+    await pre.close()
+
+
 async def ws_arm(
     target: Target,
     cfg: Config,
@@ -501,12 +510,7 @@ async def ws_arm(
             f"    idle: {out['idle']['held']}/{idle_count} sockets, "
             f"{out['idle']['rss_per_socket'] / 1000:.1f} KB/socket"
         )
-    # first-use costs (imports, the database pool, per-thread state) paid by a few sockets
-    # before the RSS baseline, so "RSS per socket under load" is per socket, not per server
-    pre = LoadGen(target, 2, 1)
-    await pre.ramp(pre.plan_sockets(), rate=cfg.ramp_rate)
-    await pre.step(0, cfg.warmup, cfg.drain, None, total_rate=20.0, abort_after=None)
-    await pre.close()
+    await pay_first_use(target, cfg)
     await asyncio.sleep(0.2)
     gen = LoadGen(target, cfg.conversations, cfg.lobbies)
     rss0 = proc_rss(probe.worker_pid)
@@ -610,11 +614,7 @@ async def cpu_windows(
     out: dict[str, dict[str, Any]] = {name: {} for name in targets}
     try:
         for name, target in targets.items():
-            # first-use costs paid by a few sockets first, as in ws_arm
-            pre = LoadGen(target, 2, 1)
-            await pre.ramp(pre.plan_sockets(), rate=cfg.ramp_rate)
-            await pre.step(0, cfg.warmup, cfg.drain, None, total_rate=20.0, abort_after=None)
-            await pre.close()
+            await pay_first_use(target, cfg)
             await asyncio.sleep(0.2)
             # the fresh server's baseline for "RSS per socket under load" (ws_arm reads the
             # RSS at its end): its own ramp would find this phase's freed memory to reuse

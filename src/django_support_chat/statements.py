@@ -18,6 +18,7 @@ whose parameters do not come out as the values given.
 
 from __future__ import annotations
 
+import operator
 import threading
 from typing import Any
 
@@ -78,12 +79,8 @@ def _execute(connection: Any, sql: str, params: list[Any], read: Any) -> Any:
     return read(cursor)
 
 
-def _fetchone(cursor: Any) -> Any:
-    return cursor.fetchone()
-
-
-def _rowcount(cursor: Any) -> int:
-    return cursor.rowcount  # type: ignore[no-any-return]
+_fetchone = operator.methodcaller("fetchone")
+_rowcount = operator.attrgetter("rowcount")
 
 
 def clear() -> None:
